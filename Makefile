@@ -1,0 +1,39 @@
+# PertDiT: the two commands a new user needs are `make demo` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PERTDIT_DATA ?= $(abspath ../shared/data)
+
+.PHONY: install demo test test-full bench reproduce-figure2 reproduce-figure3 clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first: the pinned CPU wheel lies on the build machines' disks; a CUDA box may pre-install its own
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/pertdit demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test-full: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m pertdit.bench --out BENCHMARKS.md
+
+reproduce-figure2: $(STAMP)
+	$(BIN)/python -m experiments.reproduce figure2
+
+reproduce-figure3: $(STAMP)
+	$(BIN)/python -m experiments.reproduce figure3
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache
