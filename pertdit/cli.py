@@ -1,0 +1,103 @@
+"""`pertdit train | evaluate | embed | data | demo | predict`: the command line of PertDiT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from pertdit.errors import PertDiTError
+
+log = logging.getLogger("pertdit")
+COMMANDS = ("train", "evaluate", "embed", "data", "demo", "predict")
+
+
+def _hydra_command(task: str, config_name: str, argv: list[str]) -> int:
+    """Run a Hydra-configured task with `argv` as overrides (supports --multirun, --cfg job, ...)."""
+    import hydra
+
+    from pertdit.config import CONFIG_DIR, register_resolvers
+
+    register_resolvers()
+
+    @hydra.main(config_path=str(CONFIG_DIR), config_name=config_name, version_base="1.3")
+    def _main(cfg):
+        try:
+            return _run_task(task, cfg)
+        except PertDiTError as exc:  # one clear line, not a Hydra traceback
+            print(f"pertdit {task}: error: {exc}", file=sys.stderr)
+            sys.exit(1)
+
+    sys.argv = [f"pertdit {task}", *argv]
+    _main()
+    return 0
+
+
+def _run_task(task: str, cfg):
+    """Dispatch a composed config to its task function."""
+    if task == "train":
+        from pertdit.train import train
+
+        return train(cfg)
+    if task == "embed":
+        from pertdit.tasks import embed_task
+
+        return embed_task(cfg)
+    from pertdit.tasks import data_task
+
+    return data_task(cfg)
+
+
+def _evaluate(argv: list[str]) -> int:
+    from pertdit.metrics import evaluate_h5ad, format_table, write_metrics_csv
+
+    parser = argparse.ArgumentParser(prog="pertdit evaluate", description="Score a PRED.h5ad with the 10 measures.")
+    parser.add_argument("pred", type=Path, help="PRED.h5ad: X = predictions, layers truth and control")
+    parser.add_argument("--out", type=Path, default=None, help="metrics CSV to write")
+    parser.add_argument("--relu", choices=("auto", "on", "off"), default="auto",
+                        help="ReLU on predictions before scoring (auto: as recorded in the file)")
+    parser.add_argument("--control-reference", choices=("paired", "cell_mean"), default="paired")
+    args = parser.parse_args(argv)
+    relu = {"auto": None, "on": True, "off": False}[args.relu]
+    table = evaluate_h5ad(args.pred, relu=relu, control_reference=args.control_reference)
+    if args.out:
+        write_metrics_csv(table, args.out)
+    print(format_table(table))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `pertdit` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print(f"usage: pertdit {{{','.join(COMMANDS)}}} [options | hydra overrides]\n"
+              "  train     train and test a model:     pertdit train model=crossdit split=drug_unseen\n"
+              "  evaluate  score predictions:          pertdit evaluate PRED.h5ad --out metrics.csv\n"
+              "  embed     precompute drug embeddings: pertdit embed perturbation=text\n"
+              "  data      preprocess and summarise:   pertdit data data=plate\n"
+              "  demo      baselines on the bundled plate, as a metrics table\n"
+              "  predict   one compound, dose, cell:   pertdit predict --smiles S --dose D --cell-line C",
+              file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    command, rest = argv[0], argv[1:]
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if command == "evaluate":
+            return _evaluate(rest)
+        if command == "demo":
+            from pertdit.demo import run_demo
+
+            return run_demo(rest)
+        if command == "predict":
+            from pertdit.predict import predict_cli
+
+            return predict_cli(rest)
+        return _hydra_command(command, "train", rest)
+    except PertDiTError as exc:
+        print(f"pertdit {command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

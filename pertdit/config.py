@@ -1,0 +1,39 @@
+"""Hydra/OmegaConf set-up: where the configs live and the resolvers they use."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+CONFIG_DIR = PACKAGE_ROOT.parent / "conf"
+
+
+def default_data_dir() -> str:
+    """`$PERTDIT_DATA`, else the first `../shared/data` found above the working directory or the package."""
+    env = os.environ.get("PERTDIT_DATA")
+    if env:
+        return env
+    for base in (Path.cwd(), PACKAGE_ROOT.parent):
+        for parent in (base, *base.parents):
+            candidate = parent.parent / "shared" / "data"
+            if candidate.is_dir():
+                return str(candidate)
+    return str(Path.cwd() / "data")
+
+
+def default_cache_dir() -> str:
+    """`$PERTDIT_CACHE`, else `~/.cache/pertdit`."""
+    return os.environ.get("PERTDIT_CACHE", str(Path.home() / ".cache" / "pertdit"))
+
+
+def register_resolvers() -> None:
+    """Register `${pertdit_data_dir:}` and `${pertdit_cache_dir:}` (idempotent)."""
+    for name, fn in (("pertdit_data_dir", default_data_dir), ("pertdit_cache_dir", default_cache_dir)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+register_resolvers()

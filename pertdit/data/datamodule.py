@@ -1,0 +1,164 @@
+"""LightningDataModule serving (x0, c_pre, c_pert, covariates) batches; controls are looked up by index."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from pertdit.data.preprocess import PreprocessConfig
+from pertdit.data.sources import load_dataset
+from pertdit.data.split_spec import SplitSpec
+from pertdit.data.splits import split_rows
+
+log = logging.getLogger(__name__)
+Batch = dict[str, torch.Tensor]
+
+
+class RowDataset(Dataset):
+    """Row positions of one split; the data module's collate gathers the tensors for a whole batch at once."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = np.asarray(rows, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> int:
+        return int(self.rows[i])
+
+
+class BatchAssembler:
+    """Gathers a batch from shared tensors: expression (N, G), control index (N,), condition features."""
+
+    def __init__(self, X: torch.Tensor, control_index: torch.Tensor, condition_index: torch.Tensor,
+                 tokens: np.ndarray, mask: np.ndarray, dose: torch.Tensor, drug_index: torch.Tensor,
+                 cell_index: torch.Tensor) -> None:
+        self.X, self.control_index, self.condition_index = X, control_index, condition_index
+        self.tokens, self.mask = tokens, mask
+        self.dose, self.drug_index, self.cell_index = dose, drug_index, cell_index
+
+    def __call__(self, rows: list[int]) -> Batch:
+        rows_t = torch.as_tensor(rows, dtype=torch.long)
+        cond = self.condition_index[rows_t].numpy()
+        return {
+            "x0": self.X[rows_t],
+            "c_pre": self.X[self.control_index[rows_t]],
+            "c_pert": torch.from_numpy(np.asarray(self.tokens[cond], dtype=np.float32)),
+            "c_pert_mask": torch.from_numpy(np.asarray(self.mask[cond], dtype=bool)),
+            "dose": self.dose[rows_t],
+            "drug_index": self.drug_index[rows_t],
+            "cell_index": self.cell_index[rows_t],
+            "row": rows_t,
+        }
+
+
+class PertDataModule(L.LightningDataModule):
+    """Dataset + split + drug representation -> train/val/test loaders of dict batches (docs/ARCHITECTURE.md)."""
+
+    def __init__(self, expression: str, compounds: str | None = None, inst_info: str | None = None,
+                 pert_info: str | None = None, preprocess: dict | PreprocessConfig | None = None,
+                 split: SplitSpec | dict | None = None, representation: Any = None,
+                 cache_dir: str | None = None, batch_size: int = 64, eval_batch_size: int | None = None,
+                 num_workers: int = 0, shuffle_seed: int = 0) -> None:
+        super().__init__()
+        self.source = {"expression": expression, "compounds": compounds, "inst_info": inst_info,
+                       "pert_info": pert_info}
+        self.preprocess_config = preprocess if isinstance(preprocess, PreprocessConfig) else PreprocessConfig(
+            **dict(preprocess or {}))
+        self.split = split if isinstance(split, SplitSpec) or split is None else SplitSpec(**dict(split))
+        self.split = self.split or SplitSpec()
+        self.representation = representation
+        self.cache_dir = cache_dir
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.shuffle_seed = shuffle_seed
+        self.adata: ad.AnnData | None = None
+        self._loaded: ad.AnnData | None = None
+        self.rows: dict[str, np.ndarray] = {}
+
+    # -- building ------------------------------------------------------------------------------------------
+    def load(self) -> ad.AnnData:
+        """The preprocessed dataset (cached on disk after the first call, in memory after the first load)."""
+        if self._loaded is None:
+            self._loaded = load_dataset(preprocess_config=self.preprocess_config, cache_dir=self.cache_dir,
+                                        **self.source)
+        return self._loaded
+
+    def prepare_data(self) -> None:
+        adata = self.load()
+        if self.representation is not None:
+            self._encode_conditions(adata)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.adata is not None:
+            return
+        adata = self.load().copy()
+        self.split_column = self.split.apply(adata)
+        for part in ("train", "val", "test"):
+            self.rows[part] = split_rows(adata, self.split_column, self.split.labels(part))
+        treated = ~adata.obs["is_control"].to_numpy(bool)
+        self.drug_names = sorted(adata.obs.loc[treated, "drug"].astype(str).unique())
+        self.cell_names = sorted(adata.obs["cell_id"].astype(str).unique())
+        self.genes = list(adata.var_names)
+        cond_index, tokens, mask = self._encode_conditions(adata)
+        drug_lookup = {d: i for i, d in enumerate(self.drug_names)}
+        cell_lookup = {c: i for i, c in enumerate(self.cell_names)}
+        self.assembler = BatchAssembler(
+            X=torch.from_numpy(np.ascontiguousarray(adata.X, dtype=np.float32)),
+            control_index=torch.as_tensor(adata.obs["paired_control_index"].to_numpy(), dtype=torch.long),
+            condition_index=torch.as_tensor(cond_index, dtype=torch.long), tokens=tokens, mask=mask,
+            dose=torch.as_tensor(adata.obs["dose"].to_numpy(), dtype=torch.float32),
+            drug_index=torch.as_tensor([drug_lookup.get(d, -1) for d in adata.obs["drug"].astype(str)]),
+            cell_index=torch.as_tensor([cell_lookup[c] for c in adata.obs["cell_id"].astype(str)]))
+        self.adata = adata
+        log.info("split %s: %s", self.split_column, {k: len(v) for k, v in self.rows.items()})
+
+    def _encode_conditions(self, adata: ad.AnnData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-row condition index into the unique (SMILES, dose) features (controls map to row 0)."""
+        treated = ~adata.obs["is_control"].to_numpy(bool)
+        pairs = adata.obs.loc[treated, ["smiles", "dose"]].drop_duplicates().sort_values(["smiles", "dose"])
+        lookup = {(s, float(d)): i for i, (s, d) in enumerate(pairs.itertuples(index=False))}
+        index = np.array([lookup.get((s, float(d)), 0) for s, d in zip(adata.obs["smiles"], adata.obs["dose"])])
+        if self.representation is None:
+            raise ValueError("PertDataModule needs a drug representation (config group `perturbation`)")
+        from pertdit.perturbation import embed_conditions
+
+        cache = Path(self.cache_dir) / "embeddings" if self.cache_dir else None
+        features = embed_conditions(self.representation, list(pairs["smiles"]), list(pairs["dose"].astype(float)),
+                                    cache)
+        return index, features.tokens, features.mask
+
+    # -- what models need to know ----------------------------------------------------------------------------
+    @property
+    def dims(self) -> dict[str, int]:
+        """Sizes a model is built with: n_genes, d_pert, n_drugs, n_cells."""
+        return {"n_genes": len(self.genes), "d_pert": int(self.assembler.tokens.shape[-1]),
+                "n_drugs": len(self.drug_names), "n_cells": len(self.cell_names)}
+
+    def batch_of_rows(self, rows: np.ndarray) -> Batch:
+        """Assemble a batch for arbitrary dataset rows (used by baselines that fit statistics)."""
+        return self.assembler(list(np.asarray(rows, dtype=np.int64)))
+
+    # -- loaders -------------------------------------------------------------------------------------------
+    def _loader(self, part: str, shuffle: bool) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.shuffle_seed) if shuffle else None
+        return DataLoader(RowDataset(self.rows[part]), batch_size=self.batch_size if shuffle else self.eval_batch_size,
+                          shuffle=shuffle, collate_fn=self.assembler, num_workers=self.num_workers,
+                          generator=generator, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

@@ -1,0 +1,104 @@
+"""The LightningModule every PertDiT model (diffusion or baseline) derives from.
+
+A subclass says how to predict a batch (`predict_batch`); this base class runs validation and test through
+the 10 measures and writes the test predictions as a PRED.h5ad (the evaluation contract of DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from pertdit.metrics import PerturbationMetrics
+
+Batch = dict[str, torch.Tensor]
+
+
+class PerturbationModule(L.LightningModule):
+    """Base class: evaluation with the 10 measures, prediction writing, shared optimiser plumbing."""
+
+    def __init__(
+        self,
+        relu_predictions: bool = False,
+        control_reference: str = "paired",
+        prediction_path: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.relu_predictions = relu_predictions
+        self.prediction_path = prediction_path
+        self.val_metrics = PerturbationMetrics(relu=relu_predictions, control_reference=control_reference)
+        self.test_metrics = PerturbationMetrics(relu=relu_predictions, control_reference=control_reference)
+        self._test_rows: list[torch.Tensor] = []
+        self._test_preds: list[torch.Tensor] = []
+        self.test_table = None
+
+    # -- what a model must provide -------------------------------------------------------------------------
+    def predict_batch(self, batch: Batch) -> torch.Tensor:
+        """Predicted post-perturbation profiles (B, G) for a batch."""
+        raise NotImplementedError
+
+    # -- evaluation ------------------------------------------------------------------------------------------
+    def _evaluate_batch(self, batch: Batch, metrics: PerturbationMetrics, stage: str) -> torch.Tensor:
+        pred = self.predict_batch(batch).float()
+        metrics.update(pred, batch["x0"], batch["c_pre"], batch["cell_index"], batch["drug_index"], batch["dose"])
+        self.log(f"{stage}/mse", F.mse_loss(pred, batch["x0"]), on_epoch=True, on_step=False,
+                 batch_size=pred.shape[0], sync_dist=True)
+        return pred
+
+    def _log_measures(self, metrics: PerturbationMetrics, stage: str) -> None:
+        for key, value in metrics.compute().items():
+            self.log(f"{stage}/{key}", float(value), sync_dist=False, rank_zero_only=True)
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate_batch(batch, self.val_metrics, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_measures(self.val_metrics, "val")
+        self.val_metrics.reset()
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        pred = self._evaluate_batch(batch, self.test_metrics, "test")
+        self._test_rows.append(batch["row"].detach().cpu())
+        self._test_preds.append(pred.detach().cpu())
+
+    def on_test_epoch_end(self) -> None:
+        self._log_measures(self.test_metrics, "test")
+        self.test_table = self.test_metrics.table()
+        self.test_metrics.reset()
+        rows, preds = self._gather_test_predictions()
+        self._test_rows, self._test_preds = [], []
+        if self.prediction_path and self.trainer.is_global_zero and rows.numel():
+            self.write_predictions(rows, preds, self.prediction_path)
+
+    def _gather_test_predictions(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self._test_rows:
+            return torch.empty(0, dtype=torch.long), torch.empty(0)
+        rows = torch.cat(self._test_rows)
+        preds = torch.cat(self._test_preds)
+        if self.trainer.world_size > 1:  # a distributed sampler pads with repeats: keep each row once
+            rows = self.all_gather(rows.to(self.device)).reshape(-1).cpu()
+            preds = self.all_gather(preds.to(self.device)).reshape(rows.shape[0], -1).cpu()
+        order = torch.argsort(rows, stable=True)
+        rows, preds = rows[order], preds[order]
+        keep = torch.ones_like(rows, dtype=torch.bool)
+        keep[1:] = rows[1:] != rows[:-1]
+        return rows[keep], preds[keep]
+
+    def write_predictions(self, rows: torch.Tensor, preds: torch.Tensor, path: str | Path) -> Path:
+        """Write PRED.h5ad (X = predictions, layers truth/control) for the given dataset rows."""
+        from pertdit.lit.predictions import build_prediction_adata
+
+        adata = self.trainer.datamodule.adata
+        pred = build_prediction_adata(adata, rows.numpy(), preds.numpy(), relu=self.relu_predictions)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pred.write_h5ad(path)
+        return path
+
+    # -- optimisation ---------------------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:  # pragma: no cover - subclasses that train override this
+        return None

@@ -1,0 +1,95 @@
+"""LightningModule for the multi-conditional DDPM: trains the noise predictor, samples predictions."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import hydra
+import torch
+import torch.nn.functional as F
+
+from pertdit.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, classifier_free_guidance
+from pertdit.lit.base import Batch, PerturbationModule
+from pertdit.lit.schedules import warmup_cosine
+
+
+class DiffusionModule(PerturbationModule):
+    """eps(x_t, t | c_pre, c_pert) training with MSE; predictions by DDPM or DDIM sampling (optionally EMA)."""
+
+    def __init__(self, backbone: dict, n_genes: int, d_pert: int, n_drugs: int = 0, n_cells: int = 0,
+                 schedule: dict | None = None, sampler: str = "ddpm", sampling_steps: int = 50, eta: float = 0.0,
+                 cfg_drop_prob: float = 0.0, guidance_scale: float = 1.0, ema_decay: float | None = 0.999,
+                 lr: float = 1e-3, weight_decay: float = 1e-2, warmup_steps: int = 5000,
+                 warmup_start_factor: float = 0.5, min_lr_factor: float = 0.05, sample_seed: int = 0,
+                 **base_kwargs: Any) -> None:
+        super().__init__(**base_kwargs)
+        self.save_hyperparameters()
+        self.backbone = hydra.utils.instantiate(backbone, n_genes=n_genes, d_pert=d_pert)
+        self.schedule = NoiseSchedule(**(schedule or {}))
+        self.ema = copy.deepcopy(self.backbone).requires_grad_(False) if ema_decay else None
+
+    # -- training ------------------------------------------------------------------------------------------
+    def _eps(self, net: torch.nn.Module, batch: Batch, x_t: torch.Tensor, t: torch.Tensor,
+             drop: torch.Tensor | None = None) -> torch.Tensor:
+        return net(x_t, t, batch["c_pre"], batch["c_pert"], batch["c_pert_mask"], drop)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        x0 = batch["x0"]
+        t = torch.randint(0, self.schedule.num_train_timesteps, (x0.shape[0],), device=x0.device)
+        noise = torch.randn_like(x0)
+        x_t = self.schedule.add_noise(x0, noise, t)
+        drop = None
+        if self.hparams.cfg_drop_prob > 0:
+            drop = torch.rand(x0.shape[0], device=x0.device) < self.hparams.cfg_drop_prob
+        loss = F.mse_loss(self._eps(self.backbone, batch, x_t, t, drop), noise)
+        self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
+        if self.ema is None:
+            return
+        decay = self.hparams.ema_decay
+        with torch.no_grad():
+            for ema_p, p in zip(self.ema.parameters(), self.backbone.parameters()):
+                ema_p.lerp_(p.detach(), 1 - decay)
+
+    # -- sampling ------------------------------------------------------------------------------------------
+    def sampler(self):
+        """The configured sampler over this module's schedule."""
+        if self.hparams.sampler == "ddpm":
+            return DDPMSampler(self.schedule)
+        if self.hparams.sampler == "ddim":
+            return DDIMSampler(self.schedule, num_steps=self.hparams.sampling_steps, eta=self.hparams.eta)
+        raise ValueError(f"unknown sampler {self.hparams.sampler!r}; choose ddpm or ddim")
+
+    @torch.no_grad()
+    def sample(self, batch: Batch, generator: torch.Generator | None = None, use_ema: bool = True) -> torch.Tensor:
+        """One diffusion sample (B, G) of the perturbed profile given the batch's conditions."""
+        net = self.ema if (use_ema and self.ema is not None) else self.backbone
+        x0 = batch["c_pre"]
+
+        def cond(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return self._eps(net, batch, x_t, t)
+
+        eps_fn = cond
+        if self.hparams.guidance_scale != 1.0:
+            null = torch.ones(x0.shape[0], dtype=torch.bool, device=x0.device)
+            eps_fn = classifier_free_guidance(cond, lambda x_t, t: self._eps(net, batch, x_t, t, null),
+                                              self.hparams.guidance_scale)
+        return self.sampler().sample(eps_fn, tuple(x0.shape), generator=generator, device=x0.device,
+                                     dtype=x0.dtype)
+
+    def predict_batch(self, batch: Batch) -> torch.Tensor:
+        seed = self.hparams.sample_seed + int(batch["row"][0])
+        generator = torch.Generator(device=batch["c_pre"].device).manual_seed(seed)
+        return self.sample(batch, generator=generator)
+
+    # -- optimisation ---------------------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.AdamW(self.backbone.parameters(), lr=self.hparams.lr,
+                                weight_decay=self.hparams.weight_decay)
+        total = int(self.trainer.estimated_stepping_batches) if self.trainer else 10**6
+        sched = warmup_cosine(opt, self.hparams.warmup_steps, max(total, 1), self.hparams.warmup_start_factor,
+                              self.hparams.min_lr_factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,81 @@
+"""`train(cfg)`: build data, representation, model and trainer from a Hydra config; fit, test, report."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from pertdit.metrics import format_table, write_metrics_csv
+
+log = logging.getLogger(__name__)
+
+
+def _instantiate_dict(node: DictConfig | None) -> list[Any]:
+    return [instantiate(v) for v in (node or {}).values() if v is not None and "_target_" in v]
+
+
+def build_datamodule(cfg: DictConfig):
+    """The data module of `cfg.data` with `cfg.split` and `cfg.perturbation`, set up for fitting."""
+    dm = instantiate(cfg.data, split=instantiate(cfg.split), representation=instantiate(cfg.perturbation),
+                     _recursive_=False)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def build_model(cfg: DictConfig, dm, run_dir: Path) -> L.LightningModule:
+    """The LightningModule of `cfg.model`, sized from the data module."""
+    relu = cfg.eval.relu
+    if relu is None:
+        relu = dm.adata.uns["pertdit"].get("transform") == "prnet"
+    prediction_path = str(run_dir / "PRED.h5ad") if cfg.eval.write_predictions else None
+    return instantiate(cfg.model, **dm.dims, relu_predictions=bool(relu),
+                       control_reference=cfg.eval.control_reference, prediction_path=prediction_path,
+                       _recursive_=False)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit (unless the model needs no training), test, write metrics.csv; return the test measures."""
+    L.seed_everything(cfg.seed, workers=True)
+    run_dir = Path(cfg.paths.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    dm = build_datamodule(cfg)
+    model = build_model(cfg, dm, run_dir)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=_instantiate_dict(cfg.get("callbacks")),
+                                     logger=_instantiate_dict(cfg.get("logger")) or False)
+    if getattr(model, "requires_training", True):
+        trainer.fit(model, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
+    else:
+        model.fit_statistics(dm.batch_of_rows(dm.rows["train"]))
+    metrics: dict[str, float] = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if cfg.get("test", True):
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "") if trainer.checkpoint_callback else ""
+        trainer.test(model, datamodule=dm, ckpt_path=best or None, weights_only=False if best else None)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        if trainer.is_global_zero and model.test_table is not None:
+            write_metrics_csv(model.test_table, run_dir / "metrics.csv")
+            log.info("test measures (%s, split %s):\n%s", cfg.model._target_.rsplit(".", 1)[-1],
+                     dm.split.name, format_table(model.test_table))
+    _finish_loggers(trainer)
+    return metrics
+
+
+def _finish_loggers(trainer: L.Trainer) -> None:
+    """Close W&B runs so a multirun does not merge them."""
+    for logger in trainer.loggers:
+        finalize = getattr(logger, "finalize", None)
+        if finalize:
+            finalize("success")
+    try:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
+    except ImportError:  # pragma: no cover - wandb is a dependency, but keep training usable without it
+        pass
