@@ -1,0 +1,1 @@
+"""L1000 data: readers, preprocessing, control pairing, splits and the Lightning data module."""
