@@ -1,0 +1,93 @@
+"""Score a PRED.h5ad (DESIGN.md, "Evaluation contract") and write / print the measures table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from pertdit.errors import DataError
+from pertdit.metrics.measures import GROUPINGS, METRICS, compute_measures
+
+PRED_LAYERS: tuple[str, ...] = ("truth", "control")
+PRED_OBS: tuple[str, ...] = ("cell_id", "drug", "dose")
+
+
+def read_prediction(path: str | Path) -> ad.AnnData:
+    """Read a PRED.h5ad, checking X (predictions), layers truth/control and obs cell_id/drug/dose."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"prediction file {path} does not exist")
+    adata = ad.read_h5ad(path)
+    if adata.X is None:
+        raise DataError(f"{path}: X (the predictions) is missing")
+    for layer in PRED_LAYERS:
+        if layer not in adata.layers:
+            raise DataError(
+                f"{path}: layers['{layer}'] is missing (a PRED.h5ad needs layers {list(PRED_LAYERS)}, "
+                f"has {list(adata.layers.keys())})"
+            )
+    missing = [c for c in PRED_OBS if c not in adata.obs.columns]
+    if missing:
+        raise DataError(
+            f"{path}: obs column(s) {missing} missing (a PRED.h5ad needs obs {list(PRED_OBS)}, "
+            f"has {list(adata.obs.columns)})"
+        )
+    return adata
+
+
+def evaluate_h5ad(
+    path: str | Path, relu: bool | None = None, control_reference: str = "paired"
+) -> pd.DataFrame:
+    """The measures table of a PRED.h5ad; `relu=None` follows `uns["pertdit"]["relu_predictions"]`."""
+    adata = read_prediction(path)
+    if relu is None:
+        relu = bool(adata.uns.get("pertdit", {}).get("relu_predictions", False))
+    obs = adata.obs
+    return compute_measures(
+        _dense(adata.layers["truth"]),
+        _dense(adata.X),
+        _dense(adata.layers["control"]),
+        obs["cell_id"].to_numpy(),
+        obs["drug"].to_numpy(),
+        obs["dose"].to_numpy(dtype=np.float64),
+        relu=relu,
+        control_reference=control_reference,
+    )
+
+
+def write_metrics_csv(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write the measures table as CSV (one row per measure), creating parent folders; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, index=False)
+    return path
+
+
+def format_table(df: pd.DataFrame) -> str:
+    """The 10 means as text: one line per grouping, columns r2 and pcc_lnfc (and the group count)."""
+    means = df.pivot(index="grouping", columns="metric", values="mean").reindex(
+        index=list(GROUPINGS), columns=list(METRICS)
+    )
+    counts = df[df["metric"] == METRICS[0]].set_index("grouping")["n_groups"].reindex(list(GROUPINGS))
+    header = f"{'grouping':<14}" + "".join(f"{m:>10}" for m in METRICS) + f"{'n_groups':>10}"
+    lines = [header, "-" * len(header)]
+    for grouping in GROUPINGS:
+        cells = "".join(f"{_number(means.at[grouping, m]):>10}" for m in METRICS)
+        lines.append(f"{grouping:<14}{cells}{_number(counts[grouping], integer=True):>10}")
+    return "\n".join(lines)
+
+
+def _number(value: float, integer: bool = False) -> str:
+    """A table cell: 4 decimals, an integer, or 'nan'."""
+    if value is None or pd.isna(value):
+        return "nan"
+    return f"{int(value)}" if integer else f"{value:.4f}"
+
+
+def _dense(matrix) -> np.ndarray:
+    """A dense array from a dense or sparse AnnData matrix."""
+    return matrix.toarray() if sparse.issparse(matrix) else np.asarray(matrix)
