@@ -1,0 +1,264 @@
+"""What every drug representation shares: the feature container, the interface, SMILES and dose checks,
+and the offline resolution of pretrained weights."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rdkit import Chem, rdBase
+
+from pertdit.errors import DataError, RepresentationError
+
+log = logging.getLogger(__name__)
+
+#: decimals a dose (µM) is rounded to when it identifies a condition (float32 and float64 copies of one
+#: dose then name the same condition)
+DOSE_DECIMALS = 6
+
+
+@dataclass
+class PerturbationFeatures:
+    """Token features of N conditions: `tokens` (N, L, D) float16/32, `mask` (N, L) bool (True = real token).
+
+    `pairs`, when set, names the (SMILES, dose) condition of each row (as `embed_conditions` returns it).
+    """
+
+    tokens: np.ndarray
+    mask: np.ndarray
+    pairs: list[tuple[str, float]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.tokens.ndim != 3:
+            raise RepresentationError(f"tokens must be (N, L, D); got shape {self.tokens.shape}")
+        if self.mask.shape != self.tokens.shape[:2] or self.mask.dtype != np.bool_:
+            raise RepresentationError(
+                f"mask must be bool (N, L) = {self.tokens.shape[:2]}; got {self.mask.dtype} {self.mask.shape}"
+            )
+        if self.pairs is not None and len(self.pairs) != len(self.tokens):
+            raise RepresentationError(f"{len(self.pairs)} pairs for {len(self.tokens)} rows of tokens")
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.tokens.shape[2]
+
+    def pooled(self, chunk_elements: int = 2**25) -> np.ndarray:
+        """(N, D) float32 mean of the real tokens (zeros for a row without any); reads in chunks, so a
+        memory-mapped cache is never loaded whole."""
+        n, length, dim = self.tokens.shape
+        out = np.zeros((n, dim), dtype=np.float32)
+        step = max(1, chunk_elements // max(1, length * dim))
+        for start in range(0, n, step):
+            tok = np.asarray(self.tokens[start : start + step], dtype=np.float32)
+            m = self.mask[start : start + step]
+            total = np.einsum("nld,nl->nd", tok, m.astype(np.float32))
+            out[start : start + step] = total / np.maximum(m.sum(axis=1, keepdims=True), 1)
+        return out
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> PerturbationFeatures:
+        """A copy holding only `rows` (in that order)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        pairs = [self.pairs[i] for i in rows] if self.pairs is not None else None
+        return PerturbationFeatures(np.asarray(self.tokens[rows]), np.asarray(self.mask[rows]), pairs)
+
+    def lookup(self, smiles: Sequence[str], doses: Sequence[float]) -> np.ndarray:
+        """(N,) int64 row of each (SMILES, dose) condition; needs `pairs`."""
+        if self.pairs is None:
+            raise RepresentationError("these features carry no `pairs`; build them with embed_conditions")
+        index = {pair: i for i, pair in enumerate(self.pairs)}
+        rows = np.empty(len(smiles), dtype=np.int64)
+        for i, pair in enumerate(condition_pairs(smiles, doses)):
+            if pair not in index:
+                raise RepresentationError(
+                    f"condition (SMILES {pair[0]!r}, dose {pair[1]} µM) is not among the {len(index)} "
+                    "embedded conditions; embed the dataset again (`pertdit embed`)"
+                )
+            rows[i] = index[pair]
+        return rows
+
+
+class PerturbationRepresentation(ABC):
+    """Turns (SMILES, dose) conditions into token features.
+
+    Subclasses set `name`, implement `dim`, `cache_key()` and `encode()`; a representation whose number of
+    tokens varies overrides `token_counts()`, and one whose output depends on generated text overrides
+    `content_key()`, so the embedding cache knows the full shape and content before it computes anything.
+    """
+
+    name: str = "representation"
+    cache_dir: str | None = None
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """D, the width of a token."""
+
+    @abstractmethod
+    def cache_key(self) -> str:
+        """A string that changes whenever anything that changes `encode`'s output changes."""
+
+    @abstractmethod
+    def encode(self, smiles: list[str], doses: list[float]) -> PerturbationFeatures:
+        """Features of N conditions: tokens (N, L, D) float32, mask (N, L)."""
+
+    def token_counts(self, smiles: list[str], doses: list[float]) -> np.ndarray:
+        """(N,) number of real tokens each condition gets from `encode` (1 for vector representations)."""
+        return np.ones(len(smiles), dtype=np.int64)
+
+    def content_key(self, smiles: list[str], doses: list[float]) -> str:
+        """A digest of the inputs as the model sees them (e.g. the texts); empty when `cache_key` says all."""
+        return ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def stable_hash(obj: object, length: int = 16) -> str:
+    """Hex digest of a JSON-serialisable object (keys sorted), the same on every machine and run."""
+    text = json.dumps(obj, sort_keys=True, ensure_ascii=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def parse_smiles(smiles: str) -> Chem.Mol:
+    """The RDKit molecule of `smiles`; RepresentationError naming the SMILES if it is empty or unparsable."""
+    if not isinstance(smiles, str) or not smiles.strip():
+        raise RepresentationError(
+            f"empty SMILES {smiles!r} (a control row, or a compound without structure?)"
+        )
+    with rdBase.BlockLogs():
+        mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        raise RepresentationError(
+            f"RDKit cannot parse SMILES {smiles!r}; drop it with pertdit.perturbation.validate_smiles"
+        )
+    return mol
+
+
+def check_doses(doses: Sequence[float], smiles: Sequence[str] | None = None) -> np.ndarray:
+    """(N,) float64 doses in µM; RepresentationError for a negative or non-finite dose (0 is a control)."""
+    values = np.asarray(doses, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
+    if bad.size:
+        i = int(bad[0])
+        what = f" of SMILES {smiles[i]!r}" if smiles is not None else ""
+        raise RepresentationError(
+            f"dose {values[i]} µM{what} (position {i}) is negative or not a number; doses are µM >= 0 "
+            f"({bad.size} bad doses in all)"
+        )
+    return values
+
+
+def condition_pairs(smiles: Sequence[str], doses: Sequence[float]) -> list[tuple[str, float]]:
+    """(SMILES, dose rounded to DOSE_DECIMALS) for each condition; the identity of a condition."""
+    if len(smiles) != len(doses):
+        raise RepresentationError(f"{len(smiles)} SMILES but {len(doses)} doses")
+    values = check_doses(doses, smiles)
+    return [(str(s), round(float(d), DOSE_DECIMALS)) for s, d in zip(smiles, values)]
+
+
+def validate_smiles(
+    table: pd.DataFrame,
+    smiles_key: str | None = None,
+    id_key: str | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split a table (a compound table or an `obs`) into rows RDKit can parse and a report of the rest.
+
+    `smiles_key` defaults to the first of `smiles`, `canonical_smiles`, `SMILES` present; `id_key` to
+    `pert_id` (else the index). Rows with `is_control` True are kept unchecked. Returns `(valid_table,
+    invalid_report)`; the report has one row per compound: `id`, `name` (`pert_iname` when present),
+    `smiles`, `reason` (`missing SMILES` or `RDKit cannot parse`), `n_rows`. Never raises for a bad SMILES.
+    """
+    smiles_key = smiles_key or next((k for k in ("smiles", "canonical_smiles", "SMILES") if k in table), None)
+    if smiles_key is None or smiles_key not in table:
+        raise DataError(
+            f"no SMILES column ({smiles_key or 'smiles / canonical_smiles'}) in table with columns "
+            f"{list(table.columns)}; pass smiles_key="
+        )
+    ids = table[id_key] if id_key else (table["pert_id"] if "pert_id" in table else table.index.to_series())
+    names = table["pert_iname"] if "pert_iname" in table else pd.Series("", index=table.index)
+    control = np.zeros(len(table), bool)
+    if "is_control" in table:
+        control = table["is_control"].astype(bool).to_numpy()
+
+    reasons: dict[object, str | None] = {}
+    row_reason = []
+    for value, is_control in zip(table[smiles_key].to_numpy(), control):
+        if is_control:
+            row_reason.append(None)
+            continue
+        if value not in reasons:
+            if not isinstance(value, str) or not value.strip():
+                reasons[value] = "missing SMILES"
+            else:
+                with rdBase.BlockLogs():
+                    reasons[value] = None if Chem.MolFromSmiles(value) is not None else "RDKit cannot parse"
+        row_reason.append(reasons[value])
+    row_reason = pd.Series(row_reason, index=table.index, dtype=object)
+    invalid = row_reason.notna().to_numpy()
+
+    report = pd.DataFrame(
+        {
+            "id": ids.astype(str).to_numpy()[invalid],
+            "name": names.fillna("").astype(str).to_numpy()[invalid],
+            "smiles": table[smiles_key].fillna("").astype(str).to_numpy()[invalid],
+            "reason": row_reason.to_numpy()[invalid],
+        }
+    )
+    report = (
+        report.groupby(["id", "name", "smiles", "reason"], sort=True).size().rename("n_rows").reset_index()
+    )
+    for row in report.itertuples():
+        label = f"{row.id} ({row.name})" if row.name else row.id
+        log.warning("dropping compound %s: %s %r (%d rows)", label, row.reason, row.smiles, row.n_rows)
+    return table.loc[~invalid].copy(), report
+
+
+def resolve_pretrained(model_id: str, local_dir: str | None, role: str, option: str) -> Path:
+    """The local directory holding `model_id`'s weights, without touching the network.
+
+    Looks in `local_dir` when given, then at `model_id` as a path, then in the Hugging Face cache
+    (`HF_HOME` / `HF_HUB_CACHE`). `option` names the config key that sets `local_dir` in the error.
+    """
+    if local_dir:
+        path = Path(local_dir).expanduser()
+        if not (path / "config.json").is_file():
+            raise RepresentationError(
+                f"{role} {model_id!r}: {option}={str(local_dir)!r} is not a directory with a config.json; "
+                "point it at a folder written by `save_pretrained` (config, weights, tokenizer files)"
+            )
+        return path
+    if Path(model_id).expanduser().is_dir():
+        path = Path(model_id).expanduser()
+    else:
+        from huggingface_hub import snapshot_download
+
+        try:
+            path = Path(snapshot_download(model_id, local_files_only=True))
+        except Exception as err:  # not cached, or not a valid repo id: the same advice either way
+            raise RepresentationError(
+                f"no weights for {role} {model_id!r} on this machine ({type(err).__name__}); nothing is "
+                f"downloaded. Provide them either with {option}=/path/to/folder (a folder written by "
+                f"`save_pretrained`; Hydra key perturbation.{option}), or in the Hugging Face cache: on a "
+                f"machine with internet run "
+                f"`hf download {model_id}` and copy its cache, pointing HF_HOME (or HF_HUB_CACHE) at it"
+            ) from None
+    if not (path / "config.json").is_file():
+        raise RepresentationError(f"{role} {model_id!r}: {path} has no config.json (an incomplete download?)")
+    return path
+
+
+def weights_fingerprint(path: Path) -> str:
+    """A digest of a model folder's config and the names and sizes of its files (cheap; no weight reads)."""
+    files = sorted(p for p in path.iterdir() if p.is_file())
+    listing = [(p.name, p.stat().st_size) for p in files]
+    config = (path / "config.json").read_text()
+    return stable_hash({"files": listing, "config": config})

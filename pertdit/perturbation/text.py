@@ -1,0 +1,252 @@
+"""Text representation: SMILES -> description, dose -> prompt, each embedded by a BERT-family encoder; the
+token embeddings are concatenated along the sequence (or mean-pooled)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from pertdit.errors import RepresentationError
+from pertdit.perturbation.base import (
+    PerturbationFeatures,
+    PerturbationRepresentation,
+    check_doses,
+    parse_smiles,
+    resolve_pretrained,
+    stable_hash,
+    weights_fingerprint,
+)
+from pertdit.perturbation.description import DEFAULT_CAPTIONER_ID, RDKitDescription, Seq2SeqCaptioner
+
+log = logging.getLogger(__name__)
+
+DESCRIBERS = ("auto", "rdkit", "captioner")
+_FALLBACK_LOGGED: set[str] = set()
+
+
+class TextRepresentation(PerturbationRepresentation):
+    """(SMILES, dose) -> tokens (N, L, D): [description tokens | dose-prompt tokens | padding], mask True on
+    the real tokens; `pooled=True` gives their masked mean (N, 1, D).
+
+    The description comes from a seq2seq captioner (`describer="captioner"`), from RDKit (`"rdkit"`), or from
+    the captioner when its weights are on this machine and RDKit otherwise (`"auto"`). Description and
+    prompt are embedded separately (each with its own [CLS] ... [SEP]) by the encoder's last hidden state.
+    Every model is read from disk only (`local_files_only`); nothing is downloaded.
+    """
+
+    def __init__(
+        self,
+        describer: str = "auto",
+        captioner: Mapping | None = None,
+        rdkit_description: Mapping | None = None,
+        encoder_id: str = "michiyasunaga/BioLinkBERT-large",
+        encoder_local_dir: str | None = None,
+        dose_prompt: bool = True,
+        dose_template: str = "The dosage is {dose} micromoles.",
+        dose_decimals: int = 4,
+        pooled: bool = False,
+        max_tokens: int = 512,
+        batch_size: int = 16,
+        device: str = "cpu",
+        cache_dir: str | None = None,
+    ) -> None:
+        if describer not in DESCRIBERS:
+            raise RepresentationError(f"describer={describer!r} is not one of {DESCRIBERS}")
+        self.encoder_id = encoder_id
+        self.encoder_path = resolve_pretrained(
+            encoder_id, encoder_local_dir, "text encoder", "encoder_local_dir"
+        )
+        self.dose_prompt = bool(dose_prompt)
+        self.dose_template = dose_template
+        self.dose_decimals = int(dose_decimals)
+        self.pooled = bool(pooled)
+        self.max_tokens = int(max_tokens)
+        self.batch_size = int(batch_size)
+        self.device = device
+        self.cache_dir = cache_dir
+        self.describer = self._make_describer(describer, dict(captioner or {}), dict(rdkit_description or {}))
+        self.name = "text" + ("_pooled" if self.pooled else "") + ("" if self.dose_prompt else "_wo_dosage")
+        self._dim: int | None = None
+        self._tokenizer = None
+        self._model = None
+        self._descriptions: dict[str, str] = {}
+        self._prompt_embeddings: dict[str, np.ndarray] = {}
+
+    @staticmethod
+    def _make_describer(
+        choice: str, captioner: dict, rdkit_options: dict
+    ) -> Seq2SeqCaptioner | RDKitDescription:
+        if choice == "rdkit":
+            return RDKitDescription(**rdkit_options)
+        try:
+            return Seq2SeqCaptioner(**captioner)
+        except RepresentationError as err:
+            if choice == "captioner":
+                raise
+            model_id = captioner.get("model_id", DEFAULT_CAPTIONER_ID)
+            if model_id not in _FALLBACK_LOGGED:
+                _FALLBACK_LOGGED.add(model_id)
+                log.warning("describer=auto: using RDKit-derived descriptions instead of captions. %s", err)
+            return RDKitDescription(**rdkit_options)
+
+    @property
+    def describer_name(self) -> str:
+        return "captioner" if isinstance(self.describer, Seq2SeqCaptioner) else "rdkit"
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            config = json.loads((self.encoder_path / "config.json").read_text())
+            self._dim = int(config.get("hidden_size") or config["d_model"])
+        return self._dim
+
+    def cache_key(self) -> str:
+        return f"{self.name}-" + stable_hash(
+            {
+                "layout": "description+prompt tokens, last hidden state, v1",
+                "describer": self.describer.cache_key(),
+                "encoder_id": self.encoder_id,
+                "encoder_weights": weights_fingerprint(self.encoder_path),
+                "dose_prompt": self.dose_prompt,
+                "dose_template": self.dose_template if self.dose_prompt else None,
+                "dose_decimals": self.dose_decimals if self.dose_prompt else None,
+                "pooled": self.pooled,
+                "max_tokens": self.max_tokens,
+            }
+        )
+
+    # -- texts ---------------------------------------------------------------------------------------
+    def prompt(self, dose: float) -> str:
+        """The dose sentence, e.g. 'The dosage is 0.37 micromoles.' (µM, rounded as the authors do)."""
+        return self.dose_template.format(dose=round(float(dose), self.dose_decimals))
+
+    def describe(self, smiles: list[str]) -> list[str]:
+        """One description per SMILES; each distinct SMILES is described once per process (and captions are
+        kept in `cache_dir/descriptions/` across runs)."""
+        missing = sorted({s for s in smiles if s not in self._descriptions})
+        for s in missing:
+            parse_smiles(s)
+        if missing:
+            stored = self._load_descriptions()
+            todo = [s for s in missing if s not in stored]
+            if todo:
+                stored.update(zip(todo, self.describer.caption(todo)))
+                self._save_descriptions(stored)
+            self._descriptions.update({s: stored[s] for s in missing})
+        return [self._descriptions[s] for s in smiles]
+
+    def _descriptions_file(self) -> Path | None:
+        if self.cache_dir is None or self.describer_name == "rdkit":  # RDKit descriptions cost nothing
+            return None
+        return Path(self.cache_dir) / "descriptions" / f"{self.describer.cache_key()}.json"
+
+    def _load_descriptions(self) -> dict[str, str]:
+        path = self._descriptions_file()
+        if path is None or not path.exists():
+            return {}
+        try:
+            return dict(json.loads(path.read_text()))
+        except (ValueError, TypeError):
+            log.warning("ignoring unreadable description cache %s; captioning again", path)
+            return {}
+
+    def _save_descriptions(self, descriptions: dict[str, str]) -> None:
+        path = self._descriptions_file()
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(descriptions, sort_keys=True, indent=0))
+        os.replace(tmp, path)
+
+    def texts(self, smiles: list[str], doses: list[float]) -> list[tuple[str, str | None]]:
+        """(description, prompt or None) of each condition, as the encoder reads them."""
+        check_doses(doses, smiles)
+        descriptions = self.describe(list(smiles))
+        prompts = [self.prompt(d) if self.dose_prompt else None for d in doses]
+        return list(zip(descriptions, prompts))
+
+    def content_key(self, smiles: list[str], doses: list[float]) -> str:
+        return stable_hash(self.texts(smiles, doses), length=32)
+
+    # -- encoder -------------------------------------------------------------------------------------
+    def _load_tokenizer(self):
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.encoder_path, local_files_only=True)
+            self._tokenizer.padding_side = "right"
+        return self._tokenizer
+
+    def _load_model(self):
+        if self._model is None:
+            from transformers import AutoModel
+
+            self._model = AutoModel.from_pretrained(self.encoder_path, local_files_only=True)
+            self._model.eval().to(self.device)
+        return self._model
+
+    def _token_count(self, texts: list[str]) -> np.ndarray:
+        ids = self._load_tokenizer()(texts, truncation=True, max_length=self.max_tokens)["input_ids"]
+        return np.array([len(i) for i in ids], dtype=np.int64)
+
+    def token_counts(self, smiles: list[str], doses: list[float]) -> np.ndarray:
+        if self.pooled:
+            return np.ones(len(smiles), dtype=np.int64)
+        pairs = self.texts(smiles, doses)
+        counts = self._token_count([d for d, _ in pairs])
+        if self.dose_prompt:
+            counts += self._token_count([p for _, p in pairs])
+        return counts
+
+    def embed_texts(self, texts: list[str]) -> list[np.ndarray]:
+        """Last hidden state of each text, (tokens_i, D) float32 without padding; batched by length."""
+        import torch
+
+        tokenizer, model = self._load_tokenizer(), self._load_model()
+        order = sorted(range(len(texts)), key=lambda i: (len(texts[i]), texts[i]))
+        out: list[np.ndarray | None] = [None] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            inputs = tokenizer(
+                [texts[i] for i in rows], padding=True, truncation=True, max_length=self.max_tokens,
+                return_tensors="pt",
+            ).to(self.device)
+            with torch.inference_mode():
+                hidden = model(**inputs).last_hidden_state.float().cpu().numpy()
+            lengths = inputs["attention_mask"].sum(dim=1).cpu().numpy()
+            for k, i in enumerate(rows):
+                out[i] = hidden[k, : lengths[k]].copy()
+        return out
+
+    def _prompts(self, prompts: list[str]) -> list[np.ndarray]:
+        todo = sorted({p for p in prompts if p not in self._prompt_embeddings})
+        self._prompt_embeddings.update(zip(todo, self.embed_texts(todo)))
+        return [self._prompt_embeddings[p] for p in prompts]
+
+    def encode(self, smiles: list[str], doses: list[float]) -> PerturbationFeatures:
+        """tokens (N, L, D) float32 with L the longest description + prompt of this call (1 when pooled)."""
+        if len(smiles) != len(doses):
+            raise RepresentationError(f"{len(smiles)} SMILES but {len(doses)} doses")
+        pairs = self.texts(smiles, doses)
+        unique = sorted({d for d, _ in pairs})
+        described = dict(zip(unique, self.embed_texts(unique)))
+        pieces = [[described[d]] for d, _ in pairs]
+        if self.dose_prompt:
+            for piece, prompt in zip(pieces, self._prompts([p for _, p in pairs])):
+                piece.append(prompt)
+        lengths = [sum(len(p) for p in piece) for piece in pieces]
+        length = 1 if self.pooled else max(lengths, default=1)
+        tokens = np.zeros((len(pieces), length, self.dim), dtype=np.float32)
+        mask = np.zeros((len(pieces), length), dtype=bool)
+        for i, piece in enumerate(pieces):
+            sequence = np.concatenate(piece, axis=0)
+            if self.pooled:
+                tokens[i, 0], mask[i, 0] = sequence.mean(axis=0), True
+            else:
+                tokens[i, : len(sequence)], mask[i, : len(sequence)] = sequence, True
+        return PerturbationFeatures(tokens=tokens, mask=mask)
