@@ -9,7 +9,7 @@ import hydra
 import torch
 import torch.nn.functional as F
 
-from pertdit.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, classifier_free_guidance
+from pertdit.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, backbone_eps_fn, sample_drop_mask
 from pertdit.lit.base import Batch, PerturbationModule
 from pertdit.lit.schedules import warmup_cosine
 
@@ -39,9 +39,7 @@ class DiffusionModule(PerturbationModule):
         t = torch.randint(0, self.schedule.num_train_timesteps, (x0.shape[0],), device=x0.device)
         noise = torch.randn_like(x0)
         x_t = self.schedule.add_noise(x0, noise, t)
-        drop = None
-        if self.hparams.cfg_drop_prob > 0:
-            drop = torch.rand(x0.shape[0], device=x0.device) < self.hparams.cfg_drop_prob
+        drop = sample_drop_mask(x0.shape[0], self.hparams.cfg_drop_prob, device=x0.device)
         loss = F.mse_loss(self._eps(self.backbone, batch, x_t, t, drop), noise)
         self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
         return loss
@@ -67,18 +65,10 @@ class DiffusionModule(PerturbationModule):
     def sample(self, batch: Batch, generator: torch.Generator | None = None, use_ema: bool = True) -> torch.Tensor:
         """One diffusion sample (B, G) of the perturbed profile given the batch's conditions."""
         net = self.ema if (use_ema and self.ema is not None) else self.backbone
-        x0 = batch["c_pre"]
-
-        def cond(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return self._eps(net, batch, x_t, t)
-
-        eps_fn = cond
-        if self.hparams.guidance_scale != 1.0:
-            null = torch.ones(x0.shape[0], dtype=torch.bool, device=x0.device)
-            eps_fn = classifier_free_guidance(cond, lambda x_t, t: self._eps(net, batch, x_t, t, null),
-                                              self.hparams.guidance_scale)
-        return self.sampler().sample(eps_fn, tuple(x0.shape), generator=generator, device=x0.device,
-                                     dtype=x0.dtype)
+        c_pre = batch["c_pre"]
+        eps_fn = backbone_eps_fn(net, c_pre, batch["c_pert"], batch["c_pert_mask"], self.hparams.guidance_scale)
+        return self.sampler().sample(eps_fn, tuple(c_pre.shape), generator=generator, device=c_pre.device,
+                                     dtype=c_pre.dtype)
 
     def predict_batch(self, batch: Batch) -> torch.Tensor:
         seed = self.hparams.sample_seed + int(batch["row"][0])
