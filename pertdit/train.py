@@ -10,7 +10,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from pertdit.metrics import format_table, write_metrics_csv
+from pertdit.metrics import evaluate_h5ad, format_table, write_metrics_csv
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def build_model(cfg: DictConfig, dm, run_dir: Path) -> L.LightningModule:
     prediction_path = str(run_dir / "PRED.h5ad") if cfg.eval.write_predictions else None
     return instantiate(cfg.model, **dm.dims, relu_predictions=bool(relu),
                        control_reference=cfg.eval.control_reference, prediction_path=prediction_path,
-                       _recursive_=False)
+                       _recursive_=False, _convert_="all")
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -47,8 +47,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     dm = build_datamodule(cfg)
     model = build_model(cfg, dm, run_dir)
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=_instantiate_dict(cfg.get("callbacks")),
-                                     logger=_instantiate_dict(cfg.get("logger")) or False)
+    loggers = _instantiate_dict(cfg.get("logger"))
+    callbacks = [c for c in _instantiate_dict(cfg.get("callbacks"))
+                 if loggers or not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)]
+    trainer_kwargs = {}
+    if not model.automatic_optimization and cfg.trainer.get("gradient_clip_val"):
+        log.info("%s optimises manually; Lightning cannot clip its gradients, so trainer.gradient_clip_val=%s "
+                 "is not applied", type(model).__name__, cfg.trainer.gradient_clip_val)
+        trainer_kwargs["gradient_clip_val"] = None
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **trainer_kwargs)
     if getattr(model, "requires_training", True):
         trainer.fit(model, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
     else:
@@ -58,10 +65,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") if trainer.checkpoint_callback else ""
         trainer.test(model, datamodule=dm, ckpt_path=best or None, weights_only=False if best else None)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-        if trainer.is_global_zero and model.test_table is not None:
-            write_metrics_csv(model.test_table, run_dir / "metrics.csv")
+        table = model.test_table
+        if table is None and model.prediction_path and Path(model.prediction_path).is_file():
+            # spawned DDP (trainer=ddp_cpu): the test ran in child processes; rank 0 wrote its predictions
+            table = evaluate_h5ad(model.prediction_path, control_reference=cfg.eval.control_reference)
+        if trainer.is_global_zero and table is not None:
+            write_metrics_csv(table, run_dir / "metrics.csv")
             log.info("test measures (%s, split %s):\n%s", cfg.model._target_.rsplit(".", 1)[-1],
-                     dm.split.name, format_table(model.test_table))
+                     dm.split.name, format_table(table))
     _finish_loggers(trainer)
     return metrics
 

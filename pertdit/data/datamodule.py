@@ -10,7 +10,7 @@ import anndata as ad
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pertdit.data.preprocess import PreprocessConfig
 from pertdit.data.sources import load_dataset
@@ -32,6 +32,26 @@ class RowDataset(Dataset):
 
     def __getitem__(self, i: int) -> int:
         return int(self.rows[i])
+
+
+class EpochSeededSampler(Sampler[int]):
+    """Random order that depends only on (seed, epoch): resumed runs see the same batches as uninterrupted ones.
+
+    Lightning calls `set_epoch` at the start of every epoch.
+    """
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.n
 
 
 class BatchAssembler:
@@ -149,10 +169,11 @@ class PertDataModule(L.LightningDataModule):
 
     # -- loaders -------------------------------------------------------------------------------------------
     def _loader(self, part: str, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.shuffle_seed) if shuffle else None
-        return DataLoader(RowDataset(self.rows[part]), batch_size=self.batch_size if shuffle else self.eval_batch_size,
-                          shuffle=shuffle, collate_fn=self.assembler, num_workers=self.num_workers,
-                          generator=generator, persistent_workers=self.num_workers > 0)
+        dataset = RowDataset(self.rows[part])
+        sampler = EpochSeededSampler(len(dataset), self.shuffle_seed) if shuffle else None
+        return DataLoader(dataset, batch_size=self.batch_size if shuffle else self.eval_batch_size,
+                          sampler=sampler, collate_fn=self.assembler, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

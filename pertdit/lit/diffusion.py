@@ -13,6 +13,8 @@ from pertdit.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, backbone_
 from pertdit.lit.base import Batch, PerturbationModule
 from pertdit.lit.schedules import warmup_cosine
 
+TARGETS = ("expression", "shift")
+
 
 class DiffusionModule(PerturbationModule):
     """eps(x_t, t | c_pre, c_pert) training with MSE; predictions by DDPM or DDIM sampling (optionally EMA)."""
@@ -22,12 +24,50 @@ class DiffusionModule(PerturbationModule):
                  cfg_drop_prob: float = 0.0, guidance_scale: float = 1.0, ema_decay: float | None = 0.999,
                  lr: float = 1e-3, weight_decay: float = 1e-2, warmup_steps: int = 5000,
                  warmup_start_factor: float = 0.5, min_lr_factor: float = 0.05, sample_seed: int = 0,
+                 target: str = "expression", standardize: bool = False, smoke_sampling_steps: int = 2,
                  **base_kwargs: Any) -> None:
         super().__init__(**base_kwargs)
+        if target not in TARGETS:
+            raise ValueError(f"unknown diffusion target {target!r}; choose one of {TARGETS}")
         self.save_hyperparameters()
         self.backbone = hydra.utils.instantiate(backbone, n_genes=n_genes, d_pert=d_pert)
         self.schedule = NoiseSchedule(**(schedule or {}))
         self.ema = copy.deepcopy(self.backbone).requires_grad_(False) if ema_decay else None
+        self.register_buffer("target_mean", torch.zeros(n_genes))
+        self.register_buffer("target_std", torch.ones(n_genes))
+
+    # -- the diffused variable -------------------------------------------------------------------------------
+    def _target(self, batch: Batch) -> torch.Tensor:
+        """What is diffused, before standardisation: the profile, or its shift from the control (lnFC)."""
+        return batch["x0"] - batch["c_pre"] if self.hparams.target == "shift" else batch["x0"]
+
+    def to_model_space(self, batch: Batch) -> torch.Tensor:
+        """x0 of the diffusion (B, G): the target, standardised per gene when configured."""
+        return (self._target(batch) - self.target_mean) / self.target_std
+
+    def from_model_space(self, z: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Predicted expression (B, G) from a diffusion sample."""
+        y = z * self.target_std + self.target_mean
+        return y + batch["c_pre"] if self.hparams.target == "shift" else y
+
+    def on_fit_start(self) -> None:
+        if self.hparams.standardize:
+            self.fit_standardization(self.trainer.datamodule)
+
+    @torch.no_grad()
+    def fit_standardization(self, datamodule, chunk: int = 4096) -> None:
+        """Per-gene mean and std of the target over the training rows (streamed in chunks)."""
+        rows = datamodule.rows["train"]
+        total = torch.zeros_like(self.target_mean, dtype=torch.float64)
+        total_sq = torch.zeros_like(total)
+        for start in range(0, len(rows), chunk):
+            y = self._target(datamodule.batch_of_rows(rows[start:start + chunk])).double().to(total.device)
+            total += y.sum(0)
+            total_sq += (y * y).sum(0)
+        mean = total / len(rows)
+        std = (total_sq / len(rows) - mean**2).clamp(min=0).sqrt()
+        self.target_mean.copy_(mean.float())
+        self.target_std.copy_(std.float().clamp(min=1e-3 * float(std.mean()) + 1e-8))
 
     # -- training ------------------------------------------------------------------------------------------
     def _eps(self, net: torch.nn.Module, batch: Batch, x_t: torch.Tensor, t: torch.Tensor,
@@ -35,11 +75,13 @@ class DiffusionModule(PerturbationModule):
         return net(x_t, t, batch["c_pre"], batch["c_pert"], batch["c_pert_mask"], drop)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        x0 = batch["x0"]
-        t = torch.randint(0, self.schedule.num_train_timesteps, (x0.shape[0],), device=x0.device)
-        noise = torch.randn_like(x0)
+        x0 = self.to_model_space(batch)
+        # randomness is a function of (seed, step): a resumed run draws exactly what an uninterrupted one does
+        gen = torch.Generator(device=x0.device).manual_seed(self.hparams.sample_seed * 1_000_003 + self.global_step)
+        t = self.schedule.sample_timesteps(x0.shape[0], generator=gen, device=x0.device)
+        noise = torch.randn(x0.shape, generator=gen, device=x0.device, dtype=x0.dtype)
         x_t = self.schedule.add_noise(x0, noise, t)
-        drop = sample_drop_mask(x0.shape[0], self.hparams.cfg_drop_prob, device=x0.device)
+        drop = sample_drop_mask(x0.shape[0], self.hparams.cfg_drop_prob, generator=gen, device=x0.device)
         loss = F.mse_loss(self._eps(self.backbone, batch, x_t, t, drop), noise)
         self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
         return loss
@@ -54,12 +96,15 @@ class DiffusionModule(PerturbationModule):
 
     # -- sampling ------------------------------------------------------------------------------------------
     def sampler(self):
-        """The configured sampler over this module's schedule."""
-        if self.hparams.sampler == "ddpm":
-            return DDPMSampler(self.schedule)
-        if self.hparams.sampler == "ddim":
-            return DDIMSampler(self.schedule, num_steps=self.hparams.sampling_steps, eta=self.hparams.eta)
-        raise ValueError(f"unknown sampler {self.hparams.sampler!r}; choose ddpm or ddim")
+        """The configured sampler; under `fast_dev_run` (a smoke test) DDIM with `smoke_sampling_steps`."""
+        if self._trainer is not None and self.trainer.fast_dev_run:
+            return DDIMSampler(self.schedule, num_steps=self.hparams.smoke_sampling_steps)
+        samplers = {"ddpm": lambda: DDPMSampler(self.schedule),
+                    "ddim": lambda: DDIMSampler(self.schedule, num_steps=self.hparams.sampling_steps,
+                                                eta=self.hparams.eta)}
+        if self.hparams.sampler not in samplers:
+            raise ValueError(f"unknown sampler {self.hparams.sampler!r}; choose one of {list(samplers)}")
+        return samplers[self.hparams.sampler]()
 
     @torch.no_grad()
     def sample(self, batch: Batch, generator: torch.Generator | None = None, use_ema: bool = True) -> torch.Tensor:
@@ -67,8 +112,9 @@ class DiffusionModule(PerturbationModule):
         net = self.ema if (use_ema and self.ema is not None) else self.backbone
         c_pre = batch["c_pre"]
         eps_fn = backbone_eps_fn(net, c_pre, batch["c_pert"], batch["c_pert_mask"], self.hparams.guidance_scale)
-        return self.sampler().sample(eps_fn, tuple(c_pre.shape), generator=generator, device=c_pre.device,
-                                     dtype=c_pre.dtype)
+        z = self.sampler().sample(eps_fn, tuple(c_pre.shape), generator=generator, device=c_pre.device,
+                                  dtype=c_pre.dtype)
+        return self.from_model_space(z, batch)
 
     def predict_batch(self, batch: Batch) -> torch.Tensor:
         seed = self.hparams.sample_seed + int(batch["row"][0])
