@@ -25,6 +25,7 @@ class DiffusionModule(PerturbationModule):
                  lr: float = 1e-3, weight_decay: float = 1e-2, warmup_steps: int = 5000,
                  warmup_start_factor: float = 0.5, min_lr_factor: float = 0.05, sample_seed: int = 0,
                  target: str = "expression", standardize: bool = False, smoke_sampling_steps: int = 2,
+                 eval_samples: int = 1,
                  **base_kwargs: Any) -> None:
         super().__init__(**base_kwargs)
         if target not in TARGETS:
@@ -117,9 +118,11 @@ class DiffusionModule(PerturbationModule):
         return self.from_model_space(z, batch)
 
     def predict_batch(self, batch: Batch) -> torch.Tensor:
+        """Mean of `eval_samples` diffusion samples (seeded by the batch's first row, so reproducible)."""
         seed = self.hparams.sample_seed + int(batch["row"][0])
         generator = torch.Generator(device=batch["c_pre"].device).manual_seed(seed)
-        return self.sample(batch, generator=generator)
+        samples = [self.sample(batch, generator=generator) for _ in range(max(1, self.hparams.eval_samples))]
+        return torch.stack(samples).mean(0)
 
     # -- optimisation ---------------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
