@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,9 @@ from pertdit.errors import PertDiTError
 
 log = logging.getLogger("pertdit")
 COMMANDS = ("train", "evaluate", "embed", "data", "demo", "predict")
+# For DDP, Lightning starts ranks 1..N-1 by re-running this command line without the command word (they get
+# LOCAL_RANK): this variable tells them which Hydra task their overrides belong to.
+DDP_TASK_ENV = "PERTDIT_DDP_TASK"
 
 
 def _hydra_command(task: str, config_name: str, argv: list[str]) -> int:
@@ -29,7 +33,8 @@ def _hydra_command(task: str, config_name: str, argv: list[str]) -> int:
             print(f"pertdit {task}: error: {exc}", file=sys.stderr)
             sys.exit(1)
 
-    sys.argv = [f"pertdit {task}", *argv]
+    os.environ[DDP_TASK_ENV] = task
+    sys.argv = [sys.argv[0], *argv]  # argv[0] stays the runnable script: Lightning re-runs it for DDP ranks
     _main()
     return 0
 
@@ -70,6 +75,9 @@ def _evaluate(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `pertdit` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get(DDP_TASK_ENV) and (
+            not argv or argv[0] not in COMMANDS):  # a DDP rank Lightning started from `pertdit <task> ...`
+        argv = [os.environ[DDP_TASK_ENV], *argv]
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         print(f"usage: pertdit {{{','.join(COMMANDS)}}} [options | hydra overrides]\n"
               "  train     train and test a model:     pertdit train model=crossdit split=drug_unseen\n"

@@ -44,7 +44,8 @@ class PerturbationModule(L.LightningModule):
     # -- evaluation ------------------------------------------------------------------------------------------
     def _evaluate_batch(self, batch: Batch, metrics: PerturbationMetrics, stage: str) -> torch.Tensor:
         pred = self.predict_batch(batch).float()
-        metrics.update(pred, batch["x0"], batch["c_pre"], batch["cell_index"], batch["drug_index"], batch["dose"])
+        metrics.update(pred, batch["x0"], batch["c_pre"], batch["cell_index"], batch["drug_index"], batch["dose"],
+                       row=batch["row"])
         self.log(f"{stage}/mse", F.mse_loss(pred, batch["x0"]), on_epoch=True, on_step=False,
                  batch_size=pred.shape[0], sync_dist=True)
         return pred

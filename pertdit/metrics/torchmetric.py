@@ -20,6 +20,7 @@ _STATES: dict[str, torch.dtype] = {
     "cell_index": torch.long,
     "drug_index": torch.long,
     "dose": torch.float32,
+    "row": torch.long,
 }
 
 
@@ -27,7 +28,9 @@ class PerturbationMetrics(Metric):
     """R2 and PCC(lnFC) x 5 groupings over every sample seen since the last `reset()`.
 
     States are concatenated (`dist_reduce_fx="cat"`), so `compute()` scores the union of all batches
-    and all DDP ranks. Pass `compute_on_cpu=True` to keep the accumulated profiles off the GPU.
+    and all DDP ranks. Samples passed with a dataset `row` are scored once per row: a DistributedSampler
+    pads the last batches with repeated rows, which would otherwise count twice. Pass
+    `compute_on_cpu=True` to keep the accumulated profiles off the GPU.
     """
 
     is_differentiable = False
@@ -54,19 +57,23 @@ class PerturbationMetrics(Metric):
         cell_index: torch.Tensor,
         drug_index: torch.Tensor,
         dose: torch.Tensor,
+        row: torch.Tensor | None = None,
     ) -> None:
-        """Add a batch: pred, truth, control (B, G); cell_index, drug_index (B,) long; dose (B,) float."""
+        """Add a batch: pred, truth, control (B, G); cell_index, drug_index (B,) long; dose (B,) float;
+        row (B,) long, the dataset row of each sample (optional; a row seen twice is scored once)."""
         if not (pred.ndim == 2 and pred.shape == truth.shape == control.shape):
             raise ValueError(
                 "pred, truth and control must be (B, G) of one shape, got "
                 f"{tuple(pred.shape)}, {tuple(truth.shape)}, {tuple(control.shape)}"
             )
         n = pred.shape[0]
-        for name, t in (("cell_index", cell_index), ("drug_index", drug_index), ("dose", dose)):
+        if row is None:  # -1: no identity, never de-duplicated
+            row = torch.full((n,), -1, dtype=torch.long, device=pred.device)
+        for name, t in (("cell_index", cell_index), ("drug_index", drug_index), ("dose", dose), ("row", row)):
             if t.shape != (n,):
                 raise ValueError(f"{name} must have shape ({n},), got {tuple(t.shape)}")
         batch = {"pred": pred, "truth": truth, "control": control}
-        batch.update(cell_index=cell_index, drug_index=drug_index, dose=dose)
+        batch.update(cell_index=cell_index, drug_index=drug_index, dose=dose, row=row)
         for name, dtype in _STATES.items():
             getattr(self, name).append(batch[name].detach().to(dtype).reshape(-1))
 
@@ -80,6 +87,8 @@ class PerturbationMetrics(Metric):
             arrays = {name: s.cpu().numpy() for name, s in states.items()}
             for name in ("pred", "truth", "control"):
                 arrays[name] = arrays[name].reshape(n, -1)
+            keep = _unique_rows(arrays["row"])
+            arrays = {name: a[keep] for name, a in arrays.items()}
             table = compute_measures(
                 arrays["truth"],
                 arrays["pred"],
@@ -113,6 +122,13 @@ class PerturbationMetrics(Metric):
         """Forget every accumulated sample."""
         super().reset()
         self._table = None
+
+
+def _unique_rows(row: np.ndarray) -> np.ndarray:
+    """Indices that keep each dataset row >= 0 once (first occurrence, in row order) and every row < 0."""
+    known = np.flatnonzero(row >= 0)
+    _, first = np.unique(row[known], return_index=True)
+    return np.concatenate([known[first], np.flatnonzero(row < 0)])
 
 
 def _concatenated(state: list[torch.Tensor] | torch.Tensor) -> torch.Tensor | None:

@@ -49,11 +49,22 @@ class RDKitFingerprint(PerturbationRepresentation):
         self.use_features = bool(use_features)
         self.dose_weighting = dose_weighting
         self.cache_dir = cache_dir
-        invariants = rdFingerprintGenerator.GetMorganFeatureAtomInvGen() if use_features else None
-        self._generator = rdFingerprintGenerator.GetMorganGenerator(
+        self._generator = self._make_generator()
+        self.name = f"{'fcfp' if use_features else 'ecfp'}{2 * self.radius}_{self.n_bits}"
+
+    def _make_generator(self):
+        invariants = rdFingerprintGenerator.GetMorganFeatureAtomInvGen() if self.use_features else None
+        return rdFingerprintGenerator.GetMorganGenerator(
             radius=self.radius, fpSize=self.n_bits, atomInvariantsGenerator=invariants
         )
-        self.name = f"{'fcfp' if use_features else 'ecfp'}{2 * self.radius}_{self.n_bits}"
+
+    def __getstate__(self) -> dict:
+        # RDKit generators cannot be pickled (DDP spawn, DataLoader workers): rebuild on unpickling
+        return {k: v for k, v in self.__dict__.items() if k != "_generator"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._generator = self._make_generator()
 
     @property
     def dim(self) -> int:

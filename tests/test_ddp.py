@@ -1,0 +1,151 @@
+"""DDP on CPU: two gloo processes (`trainer=ddp_cpu`) give the single-process test measures, and train.
+
+The distributed sampler pads an uneven test set with repeated rows; the measures and PRED.h5ad must count
+each row once. The fixed model is `mean_shift` (deterministic, fitted once in the parent process).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional  # noqa: UP035 - OmegaConf reads these annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+
+from pertdit.config import CONFIG_DIR, register_resolvers
+from pertdit.demo import QUICK_MODEL
+from pertdit.metrics import GROUPINGS, METRICS
+from pertdit.train import train
+
+MEASURES = [f"test/{m}/{g}" for m in METRICS for g in GROUPINGS]
+
+
+def _train(overrides: list[str], run_dir: Path, cache: Path) -> dict[str, float]:
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[*overrides, "logger=[]", "trainer.enable_progress_bar=false",
+                                          "trainer.enable_model_summary=false", f"paths.run_dir={run_dir}",
+                                          f"paths.cache_dir={cache}"])
+    return train(cfg)
+
+
+# random_fold fold 0 has 65 test rows: rank 1 gets a repeat of the first row as padding
+MEAN_SHIFT = ["model=mean_shift", "split=random_fold", "callbacks=none", "data.eval_batch_size=16"]
+
+
+@pytest.fixture(scope="module")
+def single_process(data_dir, tmp_path_factory) -> tuple[Path, dict[str, float]]:
+    run_dir = tmp_path_factory.mktemp("one")
+    return run_dir, _train([*MEAN_SHIFT, "trainer=cpu"], run_dir, run_dir.parent / "cache")
+
+
+def _assert_same_run(run_dir: Path, reference: Path) -> None:
+    """Same PRED.h5ad rows and predictions, same metrics.csv as the single-process run."""
+    pred, expected = ad.read_h5ad(run_dir / "PRED.h5ad"), ad.read_h5ad(reference / "PRED.h5ad")
+    assert expected.n_obs % 2 == 1, "the test set must be uneven for the sampler to pad it"
+    np.testing.assert_array_equal(pred.uns["pertdit"]["rows"], expected.uns["pertdit"]["rows"])
+    np.testing.assert_array_equal(pred.X, expected.X)
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "metrics.csv"),
+                                  pd.read_csv(reference / "metrics.csv"), rtol=1e-6)
+
+
+@pytest.mark.timeout(300)
+def test_two_gloo_processes_give_the_single_process_measures(single_process, tmp_path: Path):
+    reference, single = single_process
+    double = _train([*MEAN_SHIFT, "trainer=ddp_cpu"], tmp_path / "two", reference.parent / "cache")
+    for key in MEASURES:  # logged by rank 0 from the metric synced across both ranks
+        assert math.isfinite(single[key])
+        assert double[key] == single[key], key
+    _assert_same_run(tmp_path / "two", reference)
+
+
+@pytest.mark.timeout(300)
+def test_a_diffusion_model_trains_and_tests_under_ddp_launched_by_the_command_line(single_process, tmp_path):
+    """`strategy=ddp` (not spawned), as on a GPU node: Lightning re-runs `pertdit train ...` for rank 1."""
+    reference, _ = single_process
+    run_dir = tmp_path / "popen"
+    quick = [o for o in QUICK_MODEL if not o.startswith(("callbacks=", "trainer.max_epochs="))]
+    env = {**os.environ, "PERTDIT_CACHE": str(reference.parent / "cache")}
+    done = subprocess.run([sys.executable, "-m", "pertdit.cli", "train", "model=crossdit", *quick,
+                           "split=random_fold", "trainer=ddp_cpu", "trainer.strategy.start_method=popen",
+                           "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+                           "+trainer.num_sanity_val_steps=0", "callbacks=default",
+                           "~callbacks.early_stopping", "~callbacks.lr_monitor", "logger=[]",
+                           "data.eval_batch_size=16", f"paths.run_dir={run_dir}", f"hydra.run.dir={run_dir}"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (run_dir / "train_ddp_process_1.log").is_file()  # Hydra's log of the rank Lightning started
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    pred = ad.read_h5ad(run_dir / "PRED.h5ad")
+    expected_rows = ad.read_h5ad(reference / "PRED.h5ad").uns["pertdit"]["rows"]
+    np.testing.assert_array_equal(pred.uns["pertdit"]["rows"], expected_rows)  # each test row once
+    table = pd.read_csv(run_dir / "metrics.csv")
+    assert len(table) == 10 and (table.loc[table["grouping"] == "per_sample", "n_groups"] == pred.n_obs).all()
+
+
+@dataclass
+class SlurmQueueStandIn:
+    """hydra-submitit-launcher 1.2's `SlurmQueueConf` (same names, defaults), for when it is not installed."""
+
+    _target_: str = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    submitit_folder: str = "${hydra.sweep.dir}/.submitit/%j"
+    timeout_min: int = 60
+    cpus_per_task: Optional[int] = None
+    gpus_per_node: Optional[int] = None
+    tasks_per_node: int = 1
+    mem_gb: Optional[int] = None
+    nodes: int = 1
+    name: str = "${hydra.job.name}"
+    stderr_to_stdout: bool = False
+    partition: Optional[str] = None
+    qos: Optional[str] = None
+    comment: Optional[str] = None
+    constraint: Optional[str] = None
+    exclude: Optional[str] = None
+    gres: Optional[str] = None
+    cpus_per_gpu: Optional[int] = None
+    gpus_per_task: Optional[int] = None
+    mem_per_gpu: Optional[str] = None
+    mem_per_cpu: Optional[str] = None
+    account: Optional[str] = None
+    signal_delay_s: int = 120
+    max_num_timeout: int = 0
+    additional_parameters: Dict[str, Any] = field(default_factory=dict)
+    array_parallelism: int = 256
+    setup: Optional[List[str]] = None
+
+
+def _submitit_plugin_installed() -> bool:
+    try:
+        return importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is not None
+    except ModuleNotFoundError:  # no hydra_plugins package at all
+        return False
+
+
+def test_the_slurm_launcher_config_runs_one_task_per_gpu_on_the_partition_from_env(monkeypatch):
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        default = compose("train", overrides=["paths.run_dir=/tmp/x"], return_hydra_config=True)
+        assert "BasicLauncher" in default.hydra.launcher._target_  # not loaded unless asked for
+        if not _submitit_plugin_installed():
+            ConfigStore.instance().store(group="hydra/launcher", name="submitit_slurm",
+                                         node=SlurmQueueStandIn, provider="test_ddp")
+        monkeypatch.setenv("PERTDIT_SLURM_PARTITION", "gpu-long")
+        cfg = compose("train", overrides=["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=4",
+                                          "trainer=ddp", "paths.run_dir=/tmp/x"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.tasks_per_node == launcher.gpus_per_node == 4
+    assert launcher.partition == "gpu-long"
+    assert launcher.timeout_min > 0
+    assert cfg.trainer.strategy._target_.endswith("DDPStrategy")
