@@ -1,0 +1,156 @@
+"""`pertdit predict`: a tiny diffusion model trained for a few steps on the real plate predicts one compound,
+dose and cell line; as a subprocess and in-process; seeded samples, spread, the control, the errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+from pertdit.cli import main
+from pertdit.demo import QUICK_MODEL, run_config
+from pertdit.errors import DataError, RepresentationError
+from pertdit.predict import gene_table, load_run, predict
+
+ASPIRIN = "CC(=O)Oc1ccccc1C(=O)O"  # not on the plate: an unseen compound
+
+
+@pytest.fixture(scope="module")
+def cache_env(data_dir, tmp_path_factory):
+    """PERTDIT_CACHE in a temporary folder (and PERTDIT_DATA) for this module and its subprocesses."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PERTDIT_CACHE", str(tmp_path_factory.mktemp("cache")))
+        mp.setenv("PERTDIT_DATA", str(data_dir))
+        yield
+
+
+@pytest.fixture(scope="module")
+def run_dir(cache_env, tmp_path_factory) -> Path:
+    """A crossdit run (config.yaml, checkpoints/ with best and last) trained for 3 steps."""
+    path = tmp_path_factory.mktemp("crossdit")
+    quick = [o for o in QUICK_MODEL if not o.startswith(("callbacks=", "trainer.max_epochs="))]
+    run_config(["model=crossdit", "logger=[]", *quick, "trainer.max_epochs=1",
+                "trainer.limit_train_batches=3",
+                "trainer.enable_model_summary=false", "callbacks=default", "~callbacks.early_stopping",
+                "~callbacks.lr_monitor"], path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def run(run_dir):
+    return load_run(run_dir)
+
+
+def _plate_smiles(run) -> str:
+    obs = run.datamodule.adata.obs
+    return str(obs.loc[~obs["is_control"].to_numpy(bool), "smiles"].iloc[0])
+
+
+def _vehicle_mean(run, cell: str = "A375") -> np.ndarray:
+    adata = run.datamodule.adata
+    rows = (adata.obs["cell_id"] == cell).to_numpy() & adata.obs["is_control"].to_numpy(bool)
+    return np.asarray(adata.X[rows], dtype=np.float64).mean(axis=0)
+
+
+def _pertdit(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pertdit.cli", "predict", *args], capture_output=True,
+                          text=True, env=os.environ.copy(), timeout=300)
+
+
+def test_the_command_writes_samples_and_a_gene_table(run, run_dir, tmp_path):
+    out = tmp_path / "pred.h5ad"
+    done = _pertdit("--run", str(run_dir), "--smiles", _plate_smiles(run), "--dose", "1.11",
+                    "--cell-line", "A375", "--samples", "3", "--out", str(out), "--top", "5")
+    assert done.returncode == 0, done.stderr
+    assert "top 5 up-regulated genes" in done.stdout and "top 5 down-regulated genes" in done.stdout
+    pred = ad.read_h5ad(out)
+    table = pd.read_csv(out.with_suffix(".csv"))
+    n_genes = run.datamodule.dims["n_genes"]
+    assert pred.shape == (3, n_genes) and list(pred.var_names) == run.datamodule.genes
+    assert list(table.columns) == ["gene", "control", "mean", "sd", "lnfc", "rank"]
+    assert sorted(table["rank"]) == list(range(1, n_genes + 1))
+    table = table.set_index("gene").loc[pred.var_names]
+    np.testing.assert_allclose(table["mean"], pred.X.mean(axis=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(table["sd"], pred.X.std(axis=0, ddof=1), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(table["control"], _vehicle_mean(run), rtol=1e-6)
+    np.testing.assert_allclose(table["lnfc"], table["mean"] - table["control"], atol=1e-9)
+    assert table["lnfc"].idxmax() == table["rank"].idxmin()
+    # printed top up gene = rank 1 of the table
+    top_line = done.stdout.split("top 5 up-regulated genes")[1].splitlines()[1]
+    assert top_line.split()[0] == table["rank"].idxmin()
+
+
+def test_samples_are_reproducible_under_a_seed(run):
+    first = predict(run, ASPIRIN, 10.0, "A375", n_samples=4, seed=7)
+    again = predict(run, ASPIRIN, 10.0, "A375", n_samples=4, seed=7)
+    other = predict(run, ASPIRIN, 10.0, "A375", n_samples=4, seed=8)
+    np.testing.assert_array_equal(first.X, again.X)
+    assert not np.array_equal(first.X, other.X)
+
+
+def test_several_samples_have_a_spread_and_one_has_none(run):
+    many = predict(run, ASPIRIN, 10.0, "A375", n_samples=5, seed=0)
+    one = predict(run, ASPIRIN, 10.0, "A375", n_samples=1, seed=0)
+    assert many.n_obs == 5 and (many.var["sd"] > 0).mean() > 0.5
+    # predictions go through ReLU (prnet transform): a gene clipped to 0 in every sample has no spread
+    np.testing.assert_array_equal(many.var["sd"] > 0, (many.X > 0).any(axis=0))
+    assert one.n_obs == 1 and (one.var["sd"] == 0).all()
+    assert many.uns["pertdit"]["stochastic"] and many.uns["pertdit"]["n_samples"] == 5
+
+
+def test_a_control_file_replaces_the_vehicle_mean(run, tmp_path):
+    control = _vehicle_mean(run)
+    long = tmp_path / "control.csv"
+    pd.DataFrame({"gene": run.datamodule.genes[::-1], "value": control[::-1]}).to_csv(long, index=False)
+    from_file = predict(run, ASPIRIN, 3.33, "A375", control_file=long, n_samples=2, seed=1)
+    default = predict(run, ASPIRIN, 3.33, "A375", n_samples=2, seed=1)
+    np.testing.assert_allclose(from_file.var["control"], control)
+    np.testing.assert_allclose(from_file.X, default.X, rtol=1e-5, atol=1e-4)
+    wide = tmp_path / "wide.csv"
+    pd.DataFrame([control[5:]], columns=run.datamodule.genes[5:]).to_csv(wide, index=False)
+    with pytest.raises(DataError, match="lacks 5 of the model's") as err:
+        predict(run, ASPIRIN, 3.33, "A375", control_file=wide)
+    assert all(g in str(err.value) for g in run.datamodule.genes[:5])
+
+
+def test_errors_name_the_cell_line_smiles_and_dose(run, run_dir, capsys):
+    base = ["predict", "--run", str(run_dir), "--smiles", ASPIRIN]
+    assert main([*base, "--dose", "1", "--cell-line", "HELA"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown cell line 'HELA'" in err[0] and "A375" in err[0]
+    assert main([*base, "--dose", "0", "--cell-line", "A375"]) == 1
+    assert "dose must be a number > 0" in capsys.readouterr().err
+    with pytest.raises(RepresentationError, match="invalid SMILES 'C1CC\\('"):
+        predict(run, "C1CC(", 1.0, "A375")
+    done = _pertdit("--run", str(run_dir), "--smiles", "not-a-smiles", "--dose", "1", "--cell-line", "A375")
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert "Traceback" not in done.stderr
+    assert lines[-1] == "pertdit predict: error: invalid SMILES 'not-a-smiles': RDKit cannot parse it"
+
+
+def test_a_deterministic_baseline_gives_one_prediction_with_no_spread(cache_env, tmp_path, capsys):
+    run_config(["model=mean_shift", "logger=[]", "callbacks=none", "trainer.enable_progress_bar=false"],
+               tmp_path / "mean_shift")
+    out = tmp_path / "ms.h5ad"
+    assert main(["predict", "--run", str(tmp_path / "mean_shift"), "--smiles", ASPIRIN, "--dose", "10",
+                 "--cell-line", "a375", "--samples", "5", "--out", str(out)]) == 0
+    assert "deterministic: 1 prediction, sd 0" in capsys.readouterr().out
+    pred = ad.read_h5ad(out)
+    assert pred.n_obs == 1 and (gene_table(pred)["sd"] == 0).all()
+    assert pred.obs["cell_id"].iloc[0] == "A375"
+
+
+def test_a_run_loads_its_best_checkpoint_or_an_explicit_one(run, run_dir):
+    assert run.checkpoint.parent == run_dir / "checkpoints" and run.checkpoint.name != "last.ckpt"
+    explicit = load_run(checkpoint=run_dir / "checkpoints" / "last.ckpt", config=run_dir / "config.yaml")
+    assert explicit.checkpoint.name == "last.ckpt"
+    assert predict(explicit, ASPIRIN, 1.0, "A375", n_samples=2).shape == (2, run.datamodule.dims["n_genes"])
+    with pytest.raises(DataError, match="both --checkpoint FILE and --config FILE"):
+        load_run(checkpoint=run_dir / "checkpoints" / "last.ckpt")
