@@ -96,9 +96,14 @@ class DiffusionModule(PerturbationModule):
                 ema_p.lerp_(p.detach(), 1 - decay)
 
     # -- sampling ------------------------------------------------------------------------------------------
+    @property
+    def smoke_test(self) -> bool:
+        """True under `trainer.fast_dev_run`: sampling shrinks to `smoke_sampling_steps` DDIM steps, 1 sample."""
+        return self._trainer is not None and bool(self.trainer.fast_dev_run)
+
     def sampler(self):
         """The configured sampler; under `fast_dev_run` (a smoke test) DDIM with `smoke_sampling_steps`."""
-        if self._trainer is not None and self.trainer.fast_dev_run:
+        if self.smoke_test:
             return DDIMSampler(self.schedule, num_steps=self.hparams.smoke_sampling_steps)
         samplers = {"ddpm": lambda: DDPMSampler(self.schedule),
                     "ddim": lambda: DDIMSampler(self.schedule, num_steps=self.hparams.sampling_steps,
@@ -118,10 +123,12 @@ class DiffusionModule(PerturbationModule):
         return self.from_model_space(z, batch)
 
     def predict_batch(self, batch: Batch) -> torch.Tensor:
-        """Mean of `eval_samples` diffusion samples (seeded by the batch's first row, so reproducible)."""
+        """Mean of `eval_samples` diffusion samples (seeded by the batch's first row, so reproducible); one
+        sample under `fast_dev_run`."""
         seed = self.hparams.sample_seed + int(batch["row"][0])
         generator = torch.Generator(device=batch["c_pre"].device).manual_seed(seed)
-        samples = [self.sample(batch, generator=generator) for _ in range(max(1, self.hparams.eval_samples))]
+        n_samples = 1 if self.smoke_test else max(1, self.hparams.eval_samples)
+        samples = [self.sample(batch, generator=generator) for _ in range(n_samples)]
         return torch.stack(samples).mean(0)
 
     # -- optimisation ---------------------------------------------------------------------------------------
