@@ -61,6 +61,16 @@ def test_three_batches_give_the_one_shot_measures():
     pd.testing.assert_frame_equal(metric.table(), expected)
 
 
+def test_rows_seen_twice_count_once():
+    """A distributed sampler pads with repeated rows: with `row` given, each row is scored once."""
+    t = make_tensors()
+    rows = torch.arange(len(t["pred"]))
+    metric = PerturbationMetrics()
+    metric.update(**t, row=rows)
+    metric.update(**{k: v[:7] for k, v in t.items()}, row=rows[:7])
+    np.testing.assert_allclose(list(metric.compute().values()), one_shot_table(t)["mean"], rtol=1e-12)
+
+
 def test_measures_match_the_reference_computation():
     t = make_tensors(seed=6)
     metric = PerturbationMetrics(relu=True, control_reference="cell_mean")
