@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     command, rest = argv[0], argv[1:]
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if command not in ("train", "embed", "data"):  # Hydra sets up logging for its own tasks
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if command == "evaluate":
             return _evaluate(rest)

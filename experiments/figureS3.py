@@ -1,0 +1,22 @@
+"""Figure S3: the dosage ablation, CatCrossDiT on text tokens with the dose prompt minus without it, as a
+difference heatmap per measure and test set. Sweeps conf/experiment/figureS3.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from experiments.plots import Comparison, plot_difference_heatmaps
+
+EXPERIMENTS = ["figureS3"]
+SMALL_OVERRIDES = {"figureS3": ["seed=0"]}
+REUSE_METHODS = False
+COMPARISONS = [Comparison("figureS3", "with vs without dosage (CatCrossDiT)", "perturbation", "text",
+                          "text_wo_dosage")]
+
+
+def plot(table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """figureS3.{png,pdf}."""
+    return plot_difference_heatmaps(table, COMPARISONS, Path(out_dir) / "figureS3",
+                                    "Figure S3: with - without dose prompt (mean over seeds)")
