@@ -34,7 +34,8 @@ def cache_env(data_dir, tmp_path_factory):
 def run_dir(cache_env, tmp_path_factory) -> Path:
     """A crossdit run (config.yaml, checkpoints/ with best and last) trained for 3 steps."""
     path = tmp_path_factory.mktemp("crossdit")
-    quick = [o for o in QUICK_MODEL if not o.startswith(("callbacks=", "trainer.max_epochs="))]
+    replaced = ("callbacks=", "trainer.max_epochs=", "trainer.limit_val_batches=")
+    quick = [o for o in QUICK_MODEL if not o.startswith(replaced)]
     run_config(["model=crossdit", "logger=[]", *quick, "trainer.max_epochs=1",
                 "trainer.limit_train_batches=3",
                 "trainer.enable_model_summary=false", "callbacks=default", "~callbacks.early_stopping",
