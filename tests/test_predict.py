@@ -36,7 +36,7 @@ def run_dir(cache_env, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("crossdit")
     replaced = ("callbacks=", "trainer.max_epochs=", "trainer.limit_val_batches=")
     quick = [o for o in QUICK_MODEL if not o.startswith(replaced)]
-    run_config(["model=crossdit", "logger=[]", *quick, "trainer.max_epochs=1",
+    run_config(["model=crossdit", "logger=[]", *quick, "trainer.max_epochs=1", "diffusion=ddim",
                 "trainer.limit_train_batches=3",
                 "trainer.enable_model_summary=false", "callbacks=default", "~callbacks.early_stopping",
                 "~callbacks.lr_monitor"], path)
