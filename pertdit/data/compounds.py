@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pertdit.errors import DataError
+from pertdit.errors import DataError, RepresentationError
 
 SMILES_COLUMNS = ("canonical_smiles", "smiles", "SMILES")
 
@@ -30,10 +30,13 @@ def load_compound_table(path: str | Path) -> pd.DataFrame:
 
 def canonical_smiles(smiles: str) -> str | None:
     """RDKit canonical isomeric SMILES, or None when the string is empty or does not parse."""
-    if not isinstance(smiles, str) or not smiles.strip() or smiles.strip() in {"-666", "nan", "restricted"}:
+    if not isinstance(smiles, str) or smiles.strip() in {"-666", "nan", "restricted"}:
         return None
-    from rdkit import Chem, RDLogger
+    from rdkit import Chem
 
-    RDLogger.DisableLog("rdApp.*")
-    mol = Chem.MolFromSmiles(smiles.strip())
-    return None if mol is None else Chem.MolToSmiles(mol)
+    from pertdit.perturbation import parse_smiles
+
+    try:
+        return Chem.MolToSmiles(parse_smiles(smiles.strip()))
+    except RepresentationError:
+        return None

@@ -144,9 +144,7 @@ class PertDataModule(L.LightningDataModule):
     def _encode_conditions(self, adata: ad.AnnData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-row condition index into the unique (SMILES, dose) features (controls map to row 0)."""
         treated = ~adata.obs["is_control"].to_numpy(bool)
-        pairs = adata.obs.loc[treated, ["smiles", "dose"]].drop_duplicates().sort_values(["smiles", "dose"])
-        lookup = {(s, float(d)): i for i, (s, d) in enumerate(pairs.itertuples(index=False))}
-        index = np.array([lookup.get((s, float(d)), 0) for s, d in zip(adata.obs["smiles"], adata.obs["dose"])])
+        pairs = adata.obs.loc[treated, ["smiles", "dose"]].drop_duplicates()
         if self.representation is None:
             raise ValueError("PertDataModule needs a drug representation (config group `perturbation`)")
         from pertdit.perturbation import embed_conditions
@@ -154,6 +152,9 @@ class PertDataModule(L.LightningDataModule):
         cache = Path(self.cache_dir) / "embeddings" if self.cache_dir else None
         features = embed_conditions(self.representation, list(pairs["smiles"]), list(pairs["dose"].astype(float)),
                                     cache)
+        index = np.zeros(adata.n_obs, dtype=np.int64)  # controls are never served; row 0 is a placeholder
+        index[treated] = features.lookup(list(adata.obs.loc[treated, "smiles"]),
+                                         list(adata.obs.loc[treated, "dose"].astype(float)))
         return index, features.tokens, features.mask
 
     # -- what models need to know ----------------------------------------------------------------------------
