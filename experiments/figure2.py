@@ -1,5 +1,5 @@
 """Figure 2: CrossDiT, CatCrossDiT, PRnet and ChemCPA compared on (a) the drug / cell-line / both-unseen test
-sets and (b) PRnet's 5-fold random / drug / cell splits. Sweeps conf/experiment/figure2a.yaml and
+sets and (b) PRnet's 5-fold random / drug / cell splits. Sweeps pertdit/conf/experiment/figure2a.yaml and
 figure2b.yaml; bars of the 10 measures per split, mean +- SD over seeds (a) or folds (b)."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 test set (means over seeds): (a) text vs RDKit representation (AdaDiT-text - AdaDiT-RDKit), (b)
 cross-attention vs AdaLN conditioning (CatCrossDiT - AdaDiT-text), (c) self-attention present vs absent
 (CatCrossDiT - CatonlyCrossDiT), (d) control by cross-attention vs concatenation (CrossDiT - CatCrossDiT).
-Sweeps conf/experiment/figure3{a,b,c,d}.yaml."""
+Sweeps pertdit/conf/experiment/figure3{a,b,c,d}.yaml."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Figure S3: the dosage ablation, CatCrossDiT on text tokens with the dose prompt minus without it, as a
-difference heatmap per measure and test set. Sweeps conf/experiment/figureS3.yaml."""
+difference heatmap per measure and test set. Sweeps pertdit/conf/experiment/figureS3.yaml."""
 
 from __future__ import annotations
 

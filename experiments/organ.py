@@ -1,6 +1,6 @@
 """Organ hold-out: every cell line of one organ (lung, kidney, pancreas) unseen in training; the methods of
 Figure 2 as bars of the 10 measures per organ, mean +- SD over seeds. Sweeps
-conf/experiment/organ_holdout.yaml; needs data with several organs' cell lines (full L1000)."""
+pertdit/conf/experiment/organ_holdout.yaml; needs data with several organs' cell lines (full L1000)."""
 
 from __future__ import annotations
 

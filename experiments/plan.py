@@ -53,7 +53,7 @@ class SweepPlan:
 
 # -- composing configs -------------------------------------------------------------------------------------
 def compose_job(overrides: list[str], hydra_config: bool = False) -> DictConfig:
-    """The train config of one job with `overrides` (Hydra compose API, the configs of conf/)."""
+    """The train config of one job with `overrides` (Hydra compose API, the configs of pertdit/conf/)."""
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose("train", overrides=overrides, return_hydra_config=hydra_config)

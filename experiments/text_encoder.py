@@ -14,7 +14,7 @@ from pertdit.perturbation.base import resolve_pretrained
 
 log = logging.getLogger(__name__)
 
-#: the encoder of conf/perturbation/text*.yaml (the authors')
+#: the encoder of pertdit/conf/perturbation/text*.yaml (the authors')
 DEFAULT_ENCODER_ID = "michiyasunaga/BioLinkBERT-large"
 
 #: words of the RDKit-derived descriptions and of the dose prompt (the rest falls back to characters)

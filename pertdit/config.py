@@ -8,7 +8,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
-CONFIG_DIR = PACKAGE_ROOT.parent / "conf"
+CONFIG_DIR = PACKAGE_ROOT / "conf"
 
 
 def default_data_dir() -> str:

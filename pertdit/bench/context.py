@@ -72,7 +72,7 @@ class BenchContext:
 
     def module(self, model: str, size: ModelSize, device: str, overrides: Sequence[str] = (),
                datamodule=None):
-        """The LightningModule of `conf/model/<model>.yaml` at `size`, on `device`."""
+        """The LightningModule of `pertdit/conf/model/<model>.yaml` at `size`, on `device`."""
         from pertdit.train import build_model
 
         cfg = self.compose([f"model={model}", *size.overrides(), *overrides], run_name=f"run-{model}")

@@ -1,7 +1,7 @@
 """How big and how long each benchmark runs: one `BenchSettings` per device (CPU, CUDA) and for `--quick`.
 
 Sizes are Hydra overrides of the `model.backbone` group, so every benchmark builds its model through the
-project's own configs (conf/model/*.yaml).
+project's own configs (pertdit/conf/model/*.yaml).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ AUTHORS = ModelSize()
 SMALL = ModelSize(d_model=32, n_layers=1, n_heads=2, mlp_hidden=64, time_embed_dim=64)
 TINY = ModelSize(d_model=16, n_layers=1, n_heads=1, mlp_hidden=16, time_embed_dim=16)
 
-# model configs (conf/model/<name>.yaml) of the four diffusion backbones
+# model configs (pertdit/conf/model/<name>.yaml) of the four diffusion backbones
 MODELS: tuple[str, ...] = ("crossdit", "catcrossdit", "adadit_rdkit", "catonlycrossdit")
 # (label, sampler, steps); DDPM always runs all T = 50 training timesteps of the authors' schedule
 SAMPLERS: tuple[tuple[str, str, int], ...] = (("DDPM T=50", "ddpm", 50), ("DDIM 25", "ddim", 25),
@@ -70,7 +70,7 @@ class BenchSettings:
     gene_counts: tuple[int, ...] = (978, 1956, 3912)
     scaling_base_rows: int | None = None  # 1x = the first N training rows (None: all of them)
     scaling_batch: int | None = None      # loader batch of the scaling epochs (None: the data config's)
-    autocast_bf16: bool = False          # bf16 autocast, as conf/trainer/gpu.yaml trains on GPU
+    autocast_bf16: bool = False          # bf16 autocast, as pertdit/conf/trainer/gpu.yaml trains on GPU
 
 
 CPU = BenchSettings()

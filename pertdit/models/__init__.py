@@ -1,6 +1,6 @@
 """Backbones (gene-token diffusion transformers) and their building blocks.
 
-Backbones are chosen by Hydra `_target_` (conf/model/backbone/*.yaml); there is no registry.
+Backbones are chosen by Hydra `_target_` (pertdit/conf/model/backbone/*.yaml); there is no registry.
 """
 
 from pertdit.models.adadit import AdaDiT

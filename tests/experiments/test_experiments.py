@@ -60,7 +60,7 @@ def test_sweep_names_existing_options(experiment):
     for key, values in sweep.items():
         if key in GROUP_KEYS:
             missing = set(values) - options(GROUP_KEYS[key])
-            assert not missing, f"{experiment}: {key} options {missing} are not in conf/{GROUP_KEYS[key]}"
+            assert not missing, f"{experiment}: {key} options {missing} are not in pertdit/conf/{GROUP_KEYS[key]}"
         elif key == "split.test_set":
             assert set(values) <= set(UNSEEN_TEST_SETS)
         elif key == "split.fold":

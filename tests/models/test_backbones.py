@@ -1,19 +1,18 @@
 """Behaviour every gene-token backbone promises (tiny models: D=16, 1 layer, 2 heads, 12 genes, L=3)."""
 
-from pathlib import Path
-
 import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from pertdit.config import CONFIG_DIR
 from pertdit.models import AdaDiT, CatCrossDiT, CatonlyCrossDiT, CrossDiT
 from pertdit.models.layers import Attention
 
 BACKBONES = [CrossDiT, CatCrossDiT, AdaDiT, CatonlyCrossDiT]
 G, D_PERT, B, L = 12, 5, 4, 3
 TINY = dict(d_model=16, n_layers=1, n_heads=2, mlp_hidden=16, time_embed_dim=32)
-CONF = Path(__file__).resolve().parents[2] / "conf" / "model" / "backbone"
+CONF = CONFIG_DIR / "model" / "backbone"
 
 each_backbone = pytest.mark.parametrize("cls", BACKBONES, ids=lambda c: c.__name__)
 

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
+from pertdit.config import CONFIG_DIR
 from pertdit.lit.baselines import ChemCPAModule, PRnetModule, drug_vector, gaussian_nll
 from pertdit.models.chemcpa import ChemCPA
 from pertdit.models.prnet import PRnet
@@ -313,7 +314,7 @@ def test_validation_runs_through_the_base_metrics(name):
 
 @pytest.mark.parametrize("name, cls", [("prnet", PRnetModule), ("chemcpa", ChemCPAModule)])
 def test_hydra_config_lists_every_hyperparameter_and_instantiates(name, cls):
-    cfg = OmegaConf.load(Path(__file__).parents[2] / "conf" / "model" / f"{name}.yaml")
+    cfg = OmegaConf.load(CONFIG_DIR / "model" / f"{name}.yaml")
     data_keys = {"n_genes", "d_pert", "n_drugs", "n_cells"}
     params = {k for k, p in inspect.signature(cls.__init__).parameters.items()
               if k != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD}

@@ -1,12 +1,12 @@
-"""conf/perturbation/*.yaml: every constructor option is a key, and each config builds its representation."""
+"""pertdit/conf/perturbation/*.yaml: every constructor option is a key, and each config builds its representation."""
 import inspect
-from pathlib import Path
-
 import pytest
 from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "perturbation"
+from pertdit.config import CONFIG_DIR
+
+CONF = CONFIG_DIR / "perturbation"
 VARIANTS = {
     "rdkit": {}, "text": {}, "text_pooled": {"pooled": True}, "text_wo_dosage": {"dose_prompt": False},
 }
