@@ -21,6 +21,9 @@ Batch = dict[str, torch.Tensor]
 class PerturbationModule(L.LightningModule):
     """Base class: evaluation with the 10 measures, prediction writing, shared optimiser plumbing."""
 
+    #: True for models with a learned embedding per training cell line: they cannot predict another one
+    uses_cell_identity: bool = False
+
     def __init__(
         self,
         relu_predictions: bool = False,
@@ -35,6 +38,7 @@ class PerturbationModule(L.LightningModule):
         self._test_rows: list[torch.Tensor] = []
         self._test_preds: list[torch.Tensor] = []
         self.test_table = None
+        self.provenance: dict | None = None  # set by train(): written into the PRED.h5ad's uns["pertdit"]
 
     # -- what a model must provide -------------------------------------------------------------------------
     def predict_batch(self, batch: Batch) -> torch.Tensor:
@@ -94,7 +98,8 @@ class PerturbationModule(L.LightningModule):
         from pertdit.lit.predictions import build_prediction_adata
 
         adata = self.trainer.datamodule.adata
-        pred = build_prediction_adata(adata, rows.numpy(), preds.numpy(), relu=self.relu_predictions)
+        pred = build_prediction_adata(adata, rows.numpy(), preds.numpy(), relu=self.relu_predictions,
+                                      provenance=self.provenance)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         pred.write_h5ad(path)

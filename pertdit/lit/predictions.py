@@ -10,8 +10,10 @@ PREDICTION_OBS_COLUMNS = ("cell_id", "drug", "dose", "pert_id", "pert_iname", "s
 
 
 def build_prediction_adata(dataset: ad.AnnData, rows: np.ndarray, preds: np.ndarray,
-                           relu: bool = False) -> ad.AnnData:
-    """PRED AnnData: X = predictions (n, G), layers truth/control from the dataset rows, obs of those rows."""
+                           relu: bool = False, provenance: dict | None = None) -> ad.AnnData:
+    """PRED AnnData: X = predictions (n, G), layers truth/control from the dataset rows, obs of those rows;
+    `uns["pertdit"]` holds `relu_predictions`, the `rows` and the run's `provenance` (model, split, seed,
+    checkpoint, config hash, package version, date, smoke_test: `pertdit.provenance.run_provenance`)."""
     rows = np.asarray(rows, dtype=np.int64)
     truth = np.asarray(dataset.X[rows], dtype=np.float32)
     control_rows = dataset.obs["paired_control_index"].to_numpy()[rows]
@@ -20,5 +22,5 @@ def build_prediction_adata(dataset: ad.AnnData, rows: np.ndarray, preds: np.ndar
     pred = ad.AnnData(X=np.asarray(preds, dtype=np.float32), obs=obs, var=dataset.var.copy())
     pred.layers["truth"] = truth
     pred.layers["control"] = control
-    pred.uns["pertdit"] = {"relu_predictions": bool(relu), "rows": rows}
+    pred.uns["pertdit"] = {**(provenance or {}), "relu_predictions": bool(relu), "rows": rows}
     return pred
