@@ -15,7 +15,7 @@ from pertdit.data.preprocess import PreprocessConfig, preprocess
 from pertdit.errors import DataError
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: uns records the transform's target total
 
 
 def _fingerprint(path: str | Path | None) -> list | None:
