@@ -55,7 +55,8 @@ def cell_control(adata: ad.AnnData, cell_line: str) -> np.ndarray:
     """(G,) mean of the dataset's vehicle controls of `cell_line` (the dataset's spelling)."""
     rows = _control_rows(adata, cell_line)
     if rows.size == 0:
-        raise DataError(f"cell line {cell_line!r} has no vehicle controls in the dataset; pass --control FILE")
+        raise DataError(f"cell line {cell_line!r} has no vehicle controls in the dataset; "
+                        "pass --control FILE")
     return np.asarray(adata.X[rows], dtype=np.float64).mean(axis=0)
 
 
@@ -101,7 +102,8 @@ def read_profile_table(path: str | Path) -> pd.DataFrame:
     return table
 
 
-def align_genes(table: pd.DataFrame, genes: list[str], entrez: list[str] | None, path: str | Path) -> np.ndarray:
+def align_genes(table: pd.DataFrame, genes: list[str], entrez: list[str] | None,
+                path: str | Path) -> np.ndarray:
     """(n, G) values of `table` in the order of the model's `genes`: by symbol, else by Entrez id (from the
     file's `attrs["entrez_id"]` or its column names); an error naming the missing genes."""
     table = table.loc[:, ~table.columns.duplicated()]
@@ -158,7 +160,7 @@ def basal_profile(path: str | Path, cell_line: str, genes: list[str],
 def choose_control(adata: ad.AnnData, cell_line: str, control_file: str | Path | None = None,
                    control_scale: str = "model", basal_file: str | Path | None = None
                    ) -> tuple[str, ControlProfile]:
-    """(cell line as named in the output, its control profile) by the order of preference of the module doc."""
+    """(cell line as named in the output, its control profile), by the preference order of the module doc."""
     if control_scale not in SCALES:
         raise DataError(f"unknown control scale {control_scale!r}; choose one of {SCALES}")
     genes, entrez = list(adata.var_names.astype(str)), dataset_entrez(adata)
@@ -168,25 +170,29 @@ def choose_control(adata: ad.AnnData, cell_line: str, control_file: str | Path |
         values = read_control(control_file, genes, entrez)
         if control_scale == "raw":
             values = transform_like(values[None], meta)[0].astype(np.float64)
-        scale = f"raw, put through the dataset's transform ({meta.get('transform')})" if control_scale == "raw" \
-            else "on the model's scale"
-        return spelled or cell_line, ControlProfile(values, "user", f"the user's profile {control_file} ({scale})")
+        scale = (f"raw, put through the dataset's transform ({meta.get('transform')})"
+                 if control_scale == "raw" else "on the model's scale")
+        return spelled or cell_line, ControlProfile(values, "user",
+                                                    f"the user's profile {control_file} ({scale})")
     if spelled is not None and _control_rows(adata, spelled).size:
         n = _control_rows(adata, spelled).size
-        return spelled, ControlProfile(cell_control(adata, spelled), "training_controls",
-                                       f"the mean of the {n} vehicle controls of {spelled} in the training data")
+        return spelled, ControlProfile(
+            cell_control(adata, spelled), "training_controls",
+            f"the mean of the {n} vehicle controls of {spelled} in the training data")
     known = known_cell_lines(adata)
     raw = basal_profile(basal_file, cell_line, genes, entrez) if basal_file is not None else None
     if raw is None:
-        where = f"nor in the basal file {basal_file}" if basal_file is not None else "and no basal file is set"
+        where = (f"nor in the basal file {basal_file}" if basal_file is not None
+                 else "and no basal file is set")
         raise DataError(f"unknown cell line {cell_line!r}: not in the model's dataset ({len(known)}: "
                         f"{', '.join(known)}) {where}; give its control profile with --control FILE (or a "
                         "basal file with --basal FILE / data.basal)")
     values = transform_like(raw[None], meta)[0].astype(np.float64)
     log.info("cell line %s has no vehicle controls in the training data: using its basal profile from %s",
              cell_line, basal_file)
-    return cell_line, ControlProfile(values, "basal", f"the basal profile of {cell_line} from {basal_file}, put "
-                                     f"through the dataset's transform ({meta.get('transform')})")
+    return cell_line, ControlProfile(values, "basal",
+                                     f"the basal profile of {cell_line} from {basal_file}, put through the "
+                                     f"dataset's transform ({meta.get('transform')})")
 
 
 def check_scale(control: np.ndarray, adata: ad.AnnData) -> None:

@@ -86,14 +86,13 @@ def load_run(run_dir: str | Path | None = None, checkpoint: str | Path | None = 
     config = Path(config)
     if not config.is_file():
         raise DataError(f"config not found: {config} (a run folder of `pertdit train` holds config.yaml)")
-    if checkpoint is not None and not Path(checkpoint).is_file():
-        raise DataError(f"checkpoint not found: {checkpoint}")
     cfg = OmegaConf.load(config)
+    state = load_checkpoint(checkpoint)["state_dict"] if checkpoint is not None else None  # data only, first
     dm = build_datamodule(cfg)
     model = build_model(cfg, dm, Path(run_dir or config.parent))
     model.prediction_path = None
-    if checkpoint is not None:
-        model.load_state_dict(load_checkpoint(checkpoint)["state_dict"])
+    if state is not None:
+        model.load_state_dict(state)
     elif getattr(model, "requires_training", True):
         raise DataError(f"no checkpoint in {Path(run_dir or config.parent) / 'checkpoints'}; train the model "
                         "first (`pertdit train`) or pass --checkpoint")
@@ -170,8 +169,9 @@ def _check_cell_identity(run: TrainedRun, cell_line: str) -> None:
     """A model with one learned embedding per training cell line (ChemCPA) cannot predict another one."""
     if getattr(run.model, "uses_cell_identity", False) and cell_line not in run.datamodule.cell_names:
         raise DataError(f"{type(run.model).__name__} learns one embedding per cell line of its training data "
-                        f"({', '.join(run.datamodule.cell_names)}) and has none for {cell_line!r}; predict it "
-                        "with a model conditioned on the control profile alone (a DiT, PRnet, mean_shift)")
+                        f"({', '.join(run.datamodule.cell_names)}) and has none for {cell_line!r}; "
+                        "predict it with a model conditioned on the control profile alone (a DiT, PRnet, "
+                        "mean_shift)")
 
 
 def _prediction_adata(run: TrainedRun, X: np.ndarray, control: ControlProfile, smiles: str, dose: float,
@@ -246,8 +246,8 @@ def predict_cli(argv: list[str]) -> int:
     parser.add_argument("--smiles", required=True, help="the compound's SMILES")
     parser.add_argument("--dose", required=True, type=float, help="dose in µM (> 0)")
     parser.add_argument("--cell-line", required=True,
-                        help="cell line id, e.g. A375; one without vehicle controls in the training data takes "
-                        "its basal profile from the run's data.basal (or --basal), or --control")
+                        help="cell line id, e.g. A375; one without vehicle controls in the training data "
+                        "takes its basal profile from the run's data.basal (or --basal), or --control")
     parser.add_argument("--control", type=Path, help="control profile (CSV/TSV/h5ad/GCT; several profiles: "
                         "their mean); default: the training data's vehicle controls of the cell line")
     parser.add_argument("--control-scale", choices=("model", "raw"), default="model",

@@ -8,6 +8,7 @@ deterministic model gives one dot per gene. Built with `matplotlib.figure.Figure
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import anndata as ad
@@ -55,8 +56,10 @@ def plot_prediction(pred: ad.AnnData, out: str | Path, k: int = 10, dpi: int = 1
         ax.set_ylabel("lnFC = sample - control (log scale)" if ax is axes[0] else "")
         ax.legend(loc="best", fontsize=7, frameon=False)
     spread = f"{pred.n_obs} samples" if pred.n_obs > 1 else "1 prediction (deterministic)"
-    fig.suptitle(f"{meta.get('model', 'model')}: {obs.get('smiles', '')} at {float(obs.get('dose', np.nan)):g} µM "
-                 f"in {obs.get('cell_id', '')} ({spread})\ncontrol: {meta.get('control', '')}", fontsize=8)
+    dose = float(obs.get("dose", np.nan))
+    control = textwrap.fill(f"control: {meta.get('control', '')}", 140)
+    fig.suptitle(f"{meta.get('model', 'model')}: {obs.get('smiles', '')} at {dose:g} µM in "
+                 f"{obs.get('cell_id', '')} ({spread})\n{control}", fontsize=8)
     out = Path(out).with_suffix(".png")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi, bbox_inches="tight")
