@@ -60,7 +60,8 @@ def _model_choice(cfg: DictConfig) -> str:
 
 def method_label(name: str) -> str:
     """The label figures use for a method or model option: `method.name` of its method config
-    (`prnet` -> PRnet, `adadit_text` -> AdaDiT-text); trivial baselines keep their name (control, mean_shift)."""
+    (`prnet` -> PRnet, `adadit_text` -> AdaDiT-text); trivial baselines keep their name (control,
+    mean_shift)."""
     path = CONFIG_DIR / "method" / f"{name}.yaml"
     if path.is_file():
         label = (yaml.safe_load(path.read_text()) or {}).get("method", {}).get("name")
@@ -115,7 +116,10 @@ def collect(sweep_dirs: Iterable[Path], out: Path | None = None) -> pd.DataFrame
     for sweep_dir in sweep_dirs:
         finished, unfinished = find_jobs(Path(sweep_dir))
         for job in unfinished:
-            log.warning("job without metrics.csv (failed or still running), left out: %s", job)
+            if (job / "metrics.smoke.csv").is_file():
+                log.info("smoke test (trainer.fast_dev_run), not a result, left out: %s", job)
+            else:
+                log.warning("job without metrics.csv (failed or still running), left out: %s", job)
         for job in finished:
             metrics = pd.read_csv(job / "metrics.csv")
             missing = [c for c in METRIC_COLUMNS if c not in metrics.columns]

@@ -57,10 +57,10 @@ class EarlyStopping(LightningEarlyStopping):
     @rank_zero_only
     def _report_stop(self, current: float) -> None:
         if self.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED:
-            log.info("early stopping after epoch %d: %s %.5g has not improved on the best %.5g (epoch %d) for "
-                     "%d validations (patience %d, counted from epoch %d)", self.stopped_epoch, self.monitor,
-                     current, float(self.best_score), self.best_epoch, self.wait_count, self.patience,
-                     self.min_epochs)
+            log.info("early stopping after epoch %d: %s %.5g has not improved on the best %.5g (epoch %d) "
+                     "for %d validations (patience %d, counted from epoch %d)", self.stopped_epoch,
+                     self.monitor, current, float(self.best_score), self.best_epoch, self.wait_count,
+                     self.patience, self.min_epochs)
         else:
             log.info("early stopping after epoch %d: %s (best %s %.5g at epoch %d)", self.stopped_epoch,
                      self.stopping_reason_message, self.monitor, float(self.best_score), self.best_epoch)

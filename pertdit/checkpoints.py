@@ -54,8 +54,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(
             f"refused to load {path}: it holds Python objects that could run code when loaded "
             f"({', '.join(refused) or err}); PertDiT loads checkpoints as data only (weights_only=True). "
-            "Use a checkpoint written by `pertdit train`; if you made this file yourself and trust it, save "
-            "its tensors alone (torch.save({'state_dict': model.state_dict()}, FILE)) and load that") from None
+            "Use a checkpoint written by `pertdit train`; if you made this file yourself and trust it, "
+            "save its tensors alone (torch.save({'state_dict': model.state_dict()}, FILE)) and load that"
+        ) from None
     except (RuntimeError, EOFError, OSError) as err:
         raise CheckpointError(f"cannot read checkpoint {path} ({err}); it may be truncated (an interrupted "
                               "copy or save): use another checkpoint of the run") from None
@@ -100,6 +101,6 @@ def resume_checkpoint(ckpt_path: str | Path | None, run_dir: str | Path) -> str 
     if path.is_dir():
         path = path / "checkpoints" / LAST if (path / "checkpoints").is_dir() else path / LAST
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint to resume from at {path}; a run folder of `pertdit train` keeps "
-                              f"checkpoints/{LAST} (rewritten at the end of every epoch)")
+        raise CheckpointError(f"no checkpoint to resume from at {path}; a run folder of `pertdit train` "
+                              f"keeps checkpoints/{LAST} (rewritten at the end of every epoch)")
     return str(check_checkpoint(path))

@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
               "  embed     precompute drug embeddings: pertdit embed perturbation=text\n"
               "  data      preprocess and summarise:   pertdit data data=plate\n"
               "  demo      baselines on the bundled plate, as a metrics table\n"
-              "  predict   one compound, dose, cell:   pertdit predict --run DIR --smiles S --dose D --cell-line C\n"
+              "  predict   one compound, dose, cell:   "
+              "pertdit predict --run DIR --smiles S --dose D --cell-line C\n"
               "`pertdit COMMAND --help` describes each command.",
               file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else 2

@@ -2,7 +2,8 @@
 
 Hydra's own `--help` prints "<script> is powered by Hydra" and the whole training config, whatever the
 subcommand. These pages are titled with the subcommand; the group options are listed from the config folder,
-so they never go stale. Hydra's page stays reachable with `--hydra-help`, the composed config with `--cfg job`.
+so they never go stale. Hydra's page stays reachable with `--hydra-help`, the composed config with
+`--cfg job`.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ USAGE = {
     "embed": ["pertdit embed [perturbation=OPTION] [KEY=VALUE ...]"],
 }
 GROUPS = {
-    "train": ["model", "preset", "data", "split", "perturbation", "diffusion", "trainer", "callbacks", "logger",
-              "eval", "method", "scale", "experiment"],
+    "train": ["model", "preset", "data", "split", "perturbation", "diffusion", "trainer", "callbacks",
+              "logger", "eval", "method", "scale", "experiment"],
     "data": ["data", "split"],
     "embed": ["perturbation", "data", "split"],
 }
@@ -38,7 +39,7 @@ KEYS = {
         ("seed=0", "seed of the initialisation, the training noise and the split's held-out draw"),
         ("trainer.max_epochs=100", "epochs at most (early stopping may end the run before)"),
         ("data.batch_size=64", "training batch size"),
-        ("callbacks.early_stopping.patience=10", "validations without improvement of val/mse before stopping,"),
+        ("callbacks.early_stopping.patience=10", "validations without a better val/mse before stopping,"),
         ("callbacks.early_stopping.min_epochs=60", "  counted from this epoch on"),
         ("trainer.fast_dev_run=true", "a smoke test: one batch per stage; writes metrics.smoke.csv"),
         ("ckpt_path=RUN_DIR|FILE|last", "resume from a run folder's last.ckpt, a checkpoint file"),
@@ -53,7 +54,7 @@ KEYS = {
         ("hydra.run.dir=DIR", "where dataset.h5ad is written"),
     ],
     "embed": [
-        ("perturbation.encoder_local_dir=DIR", "a text encoder saved with save_pretrained (else the HF cache)"),
+        ("perturbation.encoder_local_dir=DIR", "a text encoder folder (save_pretrained; else the HF cache)"),
         ("perturbation.describer=auto", "auto | rdkit | captioner: how SMILES become descriptions"),
         ("paths.cache_dir=DIR", "the embedding cache (default $PERTDIT_CACHE/embeddings)"),
     ],
@@ -68,8 +69,10 @@ EXAMPLES = {
 }
 OUTPUTS = {
     "train": "writes a run folder: config.yaml, checkpoints/ (best by val/mse; last.ckpt every epoch), "
-             "csv/metrics.csv (training log), metrics.csv (the 10 test measures), PRED.h5ad (test predictions)",
-    "data": "writes dataset.h5ad in the run folder and prints the dataset, the dropped compounds and the split",
+             "csv/metrics.csv (training log), metrics.csv (the 10 test measures), PRED.h5ad (test "
+             "predictions)",
+    "data": "writes dataset.h5ad in the run folder and prints the dataset, the dropped compounds and the "
+            "split",
     "embed": "writes one cache entry under paths.cache_dir/embeddings and prints its path",
 }
 

@@ -70,8 +70,8 @@ def trim_metrics_csv(path: Path, until_epoch: int) -> int:
         writer.writerows(kept)
     os.replace(tmp, path)
     if len(kept) < len(rows):
-        log.info("resumed after epoch %d: dropped %d log row(s) of later epochs or of "
-                 "the test from %s (the resumed run logs them again)", until_epoch, len(rows) - len(kept), path)
+        log.info("resumed after epoch %d: dropped %d log row(s) of later epochs or of the test from %s (the "
+                 "resumed run logs them again)", until_epoch, len(rows) - len(kept), path)
     return len(kept)
 
 

@@ -75,8 +75,8 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or key.startswith(("+", "~")) or key not in SAFE_OVERRIDES:
-            raise ResumeError(f"--resume accepts overrides that do not change what the run trains ({allowed}); "
-                              f"got {item!r}. To change anything else, start a new run (optionally from "
+            raise ResumeError(f"--resume accepts overrides that do not change what the run trains "
+                              f"({allowed}); got {item!r}. To change anything else, start a new run (optionally from "
                               "these weights with ckpt_path=FILE)")
         parsed.append((key, yaml.safe_load(value) if value else None))
     return parsed

@@ -1,5 +1,5 @@
-"""Interrupted runs lose at most one epoch: last.ckpt every epoch, `pertdit train --resume RUN_DIR`, the CSV log
-history kept, and the resumed run ending with the weights of an uninterrupted one (even for models that draw
+"""Interrupted runs lose at most one epoch: last.ckpt every epoch, `pertdit train --resume RUN_DIR`, the CSV
+log history kept, and the resumed run ending with the weights of an uninterrupted one (even for models that draw
 from the global RNG, such as PRnet's decoder noise and dropout)."""
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pertdit.resume import ResumeError, resume_config
 from pertdit.train import train
 from tests.helpers import compose_train, probe_epochs
 
-PRNET = ["model=prnet", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "test=false",
-         "model.lr_patience=1"]  # the plateau scheduler reduces the learning rate during these few epochs
+PRNET = ["model=prnet", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+         "test=false", "model.lr_patience=1"]  # the plateau scheduler reduces the learning rate during these few epochs
 
 
 def _pertdit(args: list[str], cwd: Path, cache: Path, data_dir: Path, **kwargs) -> subprocess.Popen:
@@ -42,15 +42,16 @@ def _same_weights(a: Path, b: Path) -> None:
 
 @pytest.mark.slow  # ~45 s: three processes; the in-process sibling below runs by default
 def test_a_killed_run_resumes_losing_at_most_one_epoch(tmp_path, data_dir):
-    """SIGKILL a real `pertdit train` mid-epoch, `pertdit train --resume` it: the interrupted epoch is the only
-    one trained twice, csv/metrics.csv holds every epoch once, the weights equal an uninterrupted run's."""
+    """SIGKILL a real `pertdit train` mid-epoch, `pertdit train --resume` it: the interrupted epoch is the
+    only one trained twice, csv/metrics.csv holds every epoch once, the weights equal an uninterrupted run's."""
     epochs, run_dir, probe = 10, tmp_path / "run", tmp_path / "probe.txt"
     args = ["train", *PRNET, f"trainer.max_epochs={epochs}", f"hydra.run.dir={run_dir}",
             "+callbacks.probe._target_=tests.helpers.EpochProbe", f"+callbacks.probe.path={probe}",
             "+callbacks.probe.batch_sleep=0.1"]
     process = _pertdit(args, tmp_path, tmp_path / "cache", data_dir)
     deadline = time.monotonic() + 240
-    while max(probe_epochs(probe)[1], default=-1) < 3 and process.poll() is None and time.monotonic() < deadline:
+    while max(probe_epochs(probe)[1], default=-1) < 3 and process.poll() is None:
+        assert time.monotonic() < deadline, "the run did not reach epoch 3"
         time.sleep(0.05)
     time.sleep(0.25)  # into the next epoch (4 batches of 0.1 s)
     process.send_signal(signal.SIGKILL)
@@ -81,13 +82,15 @@ def test_a_killed_run_resumes_losing_at_most_one_epoch(tmp_path, data_dir):
 
 def test_resume_in_process_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, data_dir):
     """The fast sibling of the kill test: stop PRnet after 3 of 6 epochs, resume with ckpt_path=RUN_DIR."""
-    full = compose_train([*PRNET, "trainer.max_epochs=6", "logger=[]"], tmp_path / "full", tmp_path / "c", data_dir)
+    full = compose_train([*PRNET, "trainer.max_epochs=6", "logger=[]"], tmp_path / "full", tmp_path / "c",
+                         data_dir)
     train(full)
     part = [*PRNET, "logger=csv"]
     train(compose_train([*part, "trainer.max_epochs=3"], tmp_path / "part", tmp_path / "c", data_dir))
     train(compose_train([*part, "trainer.max_epochs=6", f"ckpt_path={tmp_path / 'part'}"], tmp_path / "part",
                         tmp_path / "c", data_dir))
-    _same_weights(tmp_path / "full" / "checkpoints" / "last.ckpt", tmp_path / "part" / "checkpoints" / "last.ckpt")
+    _same_weights(tmp_path / "full" / "checkpoints" / "last.ckpt",
+                  tmp_path / "part" / "checkpoints" / "last.ckpt")
     log = pd.read_csv(tmp_path / "part" / "csv" / "metrics.csv")
     assert log.dropna(subset=["val/mse"])["epoch"].astype(int).tolist() == list(range(6))
 
@@ -115,7 +118,8 @@ def test_resume_restores_the_runs_config_and_its_last_checkpoint(tmp_path):
     assert cfg.ckpt_path == str(run / "checkpoints" / "last.ckpt")
 
 
-@pytest.mark.parametrize("override", ["model.lr=0.1", "seed=1", "+trainer.max_epochs=3", "trainer.max_epochs"])
+@pytest.mark.parametrize("override",
+                         ["model.lr=0.1", "seed=1", "+trainer.max_epochs=3", "trainer.max_epochs"])
 def test_resume_refuses_overrides_that_change_what_is_trained(tmp_path, override):
     with pytest.raises(ResumeError, match="start a new run") as err:
         resume_config(_saved_run(tmp_path), [override])
@@ -140,8 +144,8 @@ def test_resume_needs_a_last_checkpoint(tmp_path):
 
 def test_log_history_is_cut_after_the_checkpoint_epoch_and_appended_to(tmp_path):
     path = tmp_path / "metrics.csv"
-    pd.DataFrame({"epoch": [0, 0, 1, 1, 2, 2], "step": [1, 2, 3, 4, 5, 6], "train/loss": [1, 2, 3, 4, 5, 6]}).to_csv(
-        path, index=False)
+    rows = {"epoch": [0, 0, 1, 1, 2, 2], "step": [1, 2, 3, 4, 5, 6], "train/loss": [1, 2, 3, 4, 5, 6]}
+    pd.DataFrame(rows).to_csv(path, index=False)
     assert trim_metrics_csv(path, until_epoch=1) == 4
     writer = HistoryWriter(str(tmp_path))
     writer.log_metrics({"epoch": 2, "train/loss": 7.0, "val/mse": 0.5}, step=7)
