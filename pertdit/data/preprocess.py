@@ -127,6 +127,18 @@ def profile_obs(adata: ad.AnnData, compounds: pd.DataFrame | None, cfg: Preproce
     return obs
 
 
+def _opt_in_hint(names: Sequence[str]) -> str:
+    """How to get a collection source that the shipped bundle leaves out (empty when none is named)."""
+    from pertdit.data.bundle.catalog import SOURCES
+
+    opt_in = [s.name for s in SOURCES if not s.shipped and s.name in names]
+    if not opt_in:
+        return ""
+    return (f". {opt_in} are left out of the shipped bundle (licence, see docs/data.md): build one with "
+            f"`python -m pertdit.data.bundle build --include {' '.join(opt_in)} --out DIR` and set "
+            "data.expression=DIR/l1000_bundle.h5ad")
+
+
 def _select_sources(adata: ad.AnnData, obs: pd.DataFrame, cfg: PreprocessConfig) -> tuple[ad.AnnData, pd.DataFrame]:
     available = list(pd.unique(obs["source"]))
     named = {"data.sources": list(cfg.sources or ()),
@@ -136,7 +148,8 @@ def _select_sources(adata: ad.AnnData, obs: pd.DataFrame, cfg: PreprocessConfig)
     for key, names in named.items():
         unknown = [n for n in names if n not in available]
         if unknown:
-            raise DataError(f"{key} names source(s) {unknown} that the data does not have; sources: {available}")
+            raise DataError(f"{key} names source(s) {unknown} that the data does not have; sources: "
+                            f"{available}{_opt_in_hint(unknown)}")
     if cfg.sources is None:
         return adata, obs
     keep = obs["source"].isin(list(cfg.sources)).to_numpy()
@@ -158,7 +171,8 @@ def preprocess(adata: ad.AnnData, compounds: str | Path | pd.DataFrame | None = 
     if cfg.genes is not None:
         adata = align_genes(adata, cfg.genes, source)
     adata, obs = _select_sources(adata, profile_obs(adata, compounds, cfg, source), cfg)
-    smiles = obs["smiles_raw"].map(lambda s: canonical_smiles(s) or "")
+    canonical = {s: canonical_smiles(s) or "" for s in pd.unique(obs["smiles_raw"])}  # each structure once
+    smiles = obs["smiles_raw"].map(canonical)
     minimum = {s: cfg.min_observations_per_source.get(s, cfg.min_observations) for s in pd.unique(obs["source"])}
     result = filter_profiles(obs, smiles, cfg.keep_pert_types, cfg.control_pert_types, cfg.control_kinds,
                              cfg.times, minimum)
@@ -220,8 +234,11 @@ def h5ad_safe(value):
     if isinstance(value, Mapping):
         return {str(k): h5ad_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, np.ndarray)):
-        items = [str(v) for v in value]
-        return np.asarray(items, dtype=object) if items else np.asarray([], dtype=str)
+        items = list(value)
+        if items and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                         for v in items):
+            return np.asarray(items, dtype=np.float64)
+        return np.asarray([str(v) for v in items], dtype=object) if items else np.asarray([], dtype=str)
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):

@@ -27,13 +27,29 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def source_table(obs) -> "pd.DataFrame":
+    """Per source: profiles, treated, controls of each kind, cell lines, compounds and times (h)."""
+    import pandas as pd
+
+    rows = {}
+    for name, group in obs.groupby("source", observed=True, sort=False):
+        treated = group["control_kind"].astype(str) == ""
+        kinds = group.loc[~treated, "control_kind"].astype(str).value_counts()
+        rows[name] = {"profiles": len(group), "treated": int(treated.sum()),
+                      **{f"ctl_{k}": int(v) for k, v in kinds.items()},
+                      "cell_lines": group["cell_id"].nunique(), "compounds": group.loc[treated, "pert_id"].nunique(),
+                      "times_h": ",".join(f"{t:g}" for t in sorted(group["time"].unique()))}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    controls = sorted(c for c in table.columns if c.startswith("ctl_"))
+    table[controls] = table[controls].fillna(0).astype(int)
+    return table[["profiles", "treated", *controls, "cell_lines", "compounds", "times_h"]]
+
+
 def _info(args: argparse.Namespace) -> int:
     adata = load_bundle(bundle_path(args.dir))
-    obs = adata.obs
     print(f"{bundle_path(args.dir)}: {adata.n_obs} profiles x {adata.n_vars} genes, "
-          f"{_size_mb(Path(args.dir or SHIPPED_DIR)):.2f} MB")
-    table = obs.groupby(["source", "cell_id", "time", "pert_type"], observed=True).size()
-    print(table.to_string())
+          f"{_size_mb(Path(args.dir or SHIPPED_DIR)):.2f} MB in the folder")
+    print(source_table(adata.obs).to_string())
     return 0
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from pertdit.data.compounds import load_compound_table
+from pertdit.data.preprocess import h5ad_safe
 from pertdit.data.readers import read_dataset
 from pertdit.errors import DataError
 
@@ -64,14 +65,14 @@ def build_expression(src: Path, sources: Sequence[SourceFile]) -> ad.AnnData:
         raise DataError(f"profile ids repeat across sources, e.g. {repeated}; the bundle needs unique ids")
     X = np.concatenate([b.X for b in blocks]).astype(np.float32)
     adata = ad.AnnData(X=X, obs=obs, var=landmark_var(landmarks))
-    adata.uns["bundle"] = {
+    adata.uns["bundle"] = h5ad_safe({
         "version": BUNDLE_VERSION,
         "attribution": ATTRIBUTION,
         "sources": records,
         "tables": {s.name: s.provenance() for s in SUPPORT},
         "obs_schema": list(OBS_COLUMNS),
         "values": "raw Level-3 log2 expression as stored in the source files (float32); not transformed",
-    }
+    })
     return adata
 
 
@@ -85,8 +86,8 @@ def build_basal(src: Path) -> ad.AnnData:
                         "profile": raw.obs["profile"].astype(str).to_numpy()},
                        index=pd.Index(raw.obs_names.astype(str), dtype=object))
     basal = ad.AnnData(X=X, obs=obs, var=landmark_var(landmarks))
-    basal.uns["bundle"] = {"attribution": ATTRIBUTION, "source": source.provenance(),
-                           "genes_matched_by": alignment.by, "genes_unmapped": alignment.unmapped}
+    basal.uns["bundle"] = h5ad_safe({"attribution": ATTRIBUTION, "source": source.provenance(),
+                                     "genes_matched_by": alignment.by, "genes_unmapped": alignment.unmapped})
     return basal
 
 
