@@ -18,6 +18,7 @@ wins, row by row). `detect_kind` picks the layout of a file that was read with t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ import pandas as pd
 
 from pertdit.errors import DataError
 
+log = logging.getLogger(__name__)
 SCHEMA = ("cell_id", "pert_id", "pert_iname", "pert_type", "control_kind", "dose", "time", "plate", "well",
           "source", "source_control")
 #: CMap's "not applicable" placeholder in metadata fields.
@@ -100,13 +102,22 @@ def first_filled(obs: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
 
 
 def _text(column: pd.Series) -> np.ndarray:
+    """Values as text: missing -> `""`, whole floats without a decimal point (24.0 -> "24")."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        categories = _text(pd.Series(column.cat.categories.to_numpy(dtype=object)))
+        codes = column.cat.codes.to_numpy()
+        return np.where(codes < 0, "", categories[codes.clip(min=0)]).astype(object)
+    if column.dtype == object and pd.api.types.infer_dtype(column, skipna=False) == "string":
+        return column.to_numpy(dtype=object)  # the readers' convention: text, "" for missing
     values = column.astype(object).to_numpy()
     out = np.empty(len(values), dtype=object)
     for i, value in enumerate(values):
-        if value is None or (isinstance(value, float) and np.isnan(value)):
+        if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
             out[i] = ""
-        elif isinstance(value, float) and value.is_integer():
+        elif isinstance(value, (float, np.floating)) and float(value).is_integer():
             out[i] = str(int(value))
+        elif isinstance(value, bytes):
+            out[i] = value.decode("utf-8")
         else:
             out[i] = str(value)
     return out
@@ -114,20 +125,24 @@ def _text(column: pd.Series) -> np.ndarray:
 
 def numbers(obs: pd.DataFrame, columns: Sequence[str], units: Sequence[str], factors: dict[str, float],
             what: str, where: str) -> np.ndarray:
-    """Float values of the first filled column of `columns`, converted by the unit column; NaN when absent."""
+    """Float values of the first filled column of `columns`, converted by the unit column.
+
+    NaN where a row has no value, a value that is not a number, or a unit not in `factors` (each logged by
+    name; a treated profile without a dose is then dropped and reported by preprocessing).
+    """
     text = first_filled(obs, columns)
     values = pd.to_numeric(pd.Series(np.where(text == "", np.nan, text), dtype=object), errors="coerce")
     bad = text[(text != "") & values.isna().to_numpy()]
     if len(bad):
-        raise DataError(f"{where}: {what} ({'/'.join(columns)}) has non-numeric values, e.g. "
-                        f"{sorted(set(bad))[:5]}; give {what} as numbers")
+        log.warning("%s: %d profile(s) have a %s (%s) that is not a number, e.g. %s: read as missing", where,
+                    len(bad), what, "/".join(columns), sorted(set(bad))[:5])
     values = values.to_numpy(dtype=np.float64)
-    unit = np.char.lower(first_filled(obs, units).astype(str))
+    unit = np.array([u.lower() for u in first_filled(obs, units)], dtype=object)
     known = np.isin(unit, [*factors, ""])
     if not known.all():
-        raise DataError(f"{where}: unknown {what} unit(s) {sorted(set(unit[~known]))} in {'/'.join(units)}; "
-                        f"known: {sorted(factors)}")
-    scale = np.array([factors.get(u, 1.0) for u in unit], dtype=np.float64)
+        log.warning("%s: %d profile(s) give their %s in unit(s) %s (%s), which are not %s: read as missing",
+                    where, int((~known).sum()), what, sorted(set(unit[~known])), "/".join(units), sorted(factors))
+    scale = np.array([factors.get(u, np.nan) if u else 1.0 for u in unit], dtype=np.float64)
     return values * scale
 
 

@@ -193,3 +193,12 @@ def test_h5ad_pairing_can_be_re_done_by_plate(data_dir):
     assert set(obs.loc[~obs["is_control"], "pairing"]) == {"plate"}
     plates = obs["plate"].to_numpy()
     np.testing.assert_array_equal(plates[obs["paired_control_index"].to_numpy()], plates)
+
+
+def test_data_h5ad_defaults_to_the_authors_transform_and_keeps_the_files_pairing(tmp_path, data_dir):
+    path = data_dir / "l1000_CPC006_HT115_6H_level3_n681x978_prnet.h5ad"
+    dataset = load_configured(["data=h5ad", f"data.expression={path}", "data.preprocess.min_observations=1"],
+                              tmp_path, data_dir)
+    assert dataset.uns["pertdit"]["transform"] == "prnet"
+    assert dataset.X.max() < 3  # natural log of normalised counts, no longer log2 Level 3 (up to 15)
+    assert set(dataset.obs.loc[~dataset.obs["is_control"], "pairing"]) == {"own"}
