@@ -51,6 +51,7 @@ class PreprocessConfig:
     screens need 1). `control_kinds`: which controls count as vehicle (None: every `control_pert_types`
     profile). `compound_names`: `harmonised` (the bundle's one name per compound) or `file` (each file's
     own name). `sources`: the sources to keep (None: all); `times`: hours to keep (None: all).
+    `gene_order`: a bundle source whose gene order and symbols to use (None: the bundle's landmark order).
     """
 
     transform: str = "prnet"
@@ -63,6 +64,7 @@ class PreprocessConfig:
     sources: Sequence[str] | None = None
     times: Sequence[float] | None = None
     pairing: PairingConfig | dict = field(default_factory=PairingConfig)
+    gene_order: str | None = None
     seed: int = 0
     genes: Sequence[str] | None = None
     extra: dict = field(default_factory=dict)
@@ -168,6 +170,10 @@ def preprocess(adata: ad.AnnData, compounds: str | Path | pd.DataFrame | None = 
     if isinstance(compounds, (str, Path)):
         compounds = load_compound_table(compounds)
     check_finite(adata, source)
+    if cfg.gene_order is not None:
+        from pertdit.data.bundle.genes import in_file_gene_order
+
+        adata = in_file_gene_order(adata, cfg.gene_order)
     if cfg.genes is not None:
         adata = align_genes(adata, cfg.genes, source)
     adata, obs = _select_sources(adata, profile_obs(adata, compounds, cfg, source), cfg)

@@ -132,13 +132,22 @@ def test_data_plate_equals_reading_the_raw_plate(tmp_path, level3_path, compound
     plate = load_configured(["data=plate"], tmp_path)
     today = preprocess(read_gct(level3_path), compounds_path, PreprocessConfig(), source=str(level3_path))
     assert plate.n_obs == today.n_obs == 348 and list(plate.obs_names) == list(today.obs_names)
-    genes = pd.Index(today.var["entrez_id"]).get_indexer(plate.var["entrez_id"])
-    np.testing.assert_array_equal(plate.X, today.X[:, genes])
+    assert list(plate.var_names) == list(today.var_names)  # the file's gene order and symbols
+    np.testing.assert_array_equal(plate.var["entrez_id"], today.var["entrez_id"])
+    np.testing.assert_array_equal(plate.X, today.X)
     for column in today.obs.columns.drop("source"):
         np.testing.assert_array_equal(plate.obs[column].astype(str).to_numpy(), today.obs[column].astype(str).to_numpy(),
                                       err_msg=column)
     treated = ~plate.obs["is_control"]
     assert int(treated.sum()) == 322 and plate.obs.loc[treated, "pert_id"].nunique() == 54
+
+
+def test_bundle_gene_order_can_follow_a_source_file(shipped_bundle, data_dir):
+    ordered = preprocess(shipped_bundle.copy(), config=PreprocessConfig(
+        transform="none", gene_order="CPC006_HT115_6H", sources=["CPC006_HT115_6H"], min_observations=1))
+    file = read_h5ad_dataset(data_dir / "l1000_CPC006_HT115_6H_level3_n681x978_prnet.h5ad")
+    assert list(ordered.var_names) == list(file.var_names)
+    np.testing.assert_array_equal(ordered.X, file[ordered.obs_names].X)
 
 
 # --- a file's own pairing (data=h5ad) -------------------------------------------------------------------

@@ -37,11 +37,14 @@ def load_landmarks(path: str | Path) -> pd.DataFrame:
 
 @dataclass
 class GeneAlignment:
-    """Column of the file for each landmark (in landmark order) and the file's genes that map to none."""
+    """Column of the file for each landmark (in landmark order), the file's genes that map to none, and the
+    file's own gene order (Entrez ids and symbols of its mapped genes, as the file lists them)."""
 
     columns: np.ndarray
     unmapped: list[str] = field(default_factory=list)
     by: str = "entrez_id"
+    file_entrez: list[int] = field(default_factory=list)
+    file_symbols: list[str] = field(default_factory=list)
 
 
 def _symbol_lookup(landmarks: pd.DataFrame) -> dict[str, int]:
@@ -77,7 +80,10 @@ def match_genes(var: pd.DataFrame, landmarks: pd.DataFrame, where: str) -> GeneA
     if len(absent):
         raise DataError(f"{where}: {len(absent)} of {len(landmarks)} landmark genes are missing (matched by {by}), "
                         f"e.g. {list(absent[:10])}; every file of the bundle must measure the 978 landmarks")
-    return GeneAlignment(columns=columns, unmapped=unmapped, by=by)
+    mapped_rows = np.flatnonzero(landmark_row >= 0)
+    file_entrez = landmarks["entrez_id"].to_numpy()[landmark_row[mapped_rows]]
+    return GeneAlignment(columns=columns, unmapped=unmapped, by=by, file_entrez=[int(e) for e in file_entrez],
+                         file_symbols=[str(name) for name in var.index[mapped_rows]])
 
 
 def landmark_var(landmarks: pd.DataFrame) -> pd.DataFrame:
@@ -93,3 +99,20 @@ def align_to_landmarks(adata: ad.AnnData, landmarks: pd.DataFrame, where: str) -
     """`X` (profiles x 978, float32) with columns in landmark order, and how the genes were matched."""
     alignment = match_genes(adata.var, landmarks, where)
     return np.ascontiguousarray(np.asarray(adata.X)[:, alignment.columns], dtype=np.float32), alignment
+
+
+def in_file_gene_order(adata: ad.AnnData, source: str) -> ad.AnnData:
+    """A bundle AnnData with its genes in the order, and under the symbols, of one source file.
+
+    `data=plate` uses it so that its dataset equals reading that file (gene order matters to models with
+    per-position gene embeddings); `var["entrez_id"]` and `var["symbol"]` (LINCS 2020) are kept.
+    """
+    records = adata.uns.get("bundle", {}).get("sources", {})
+    if source not in records:
+        raise DataError(f"gene_order={source!r}: not a source of this bundle ({list(records)}); "
+                        "gene_order needs the bundle (data=bundle/plate) and one of its source names")
+    entrez = np.asarray(records[source]["file_entrez"], dtype=np.int64)
+    columns = pd.Index(adata.var["entrez_id"].to_numpy()).get_indexer(entrez)
+    out = adata[:, columns].copy()
+    out.var_names = pd.Index([str(s) for s in records[source]["file_symbols"]], dtype=object)
+    return out

@@ -73,6 +73,8 @@ def harmonise_source(adata: ad.AnnData, source: SourceFile, landmarks: pd.DataFr
         "columns_not_carried": sorted(set(adata.obs.columns) - kind.used_columns() - READER_COLUMNS),
         "genes_matched_by": alignment.by,
         "genes_unmapped": alignment.unmapped,
+        "file_entrez": alignment.file_entrez,
+        "file_symbols": alignment.file_symbols,
         "compounds_not_in_table": not_in_table,
         "compounds_without_smiles": sorted({f"{pid} ({name})" if name and name != pid else pid
                                             for pid, name in no_smiles.itertuples(index=False)}),
