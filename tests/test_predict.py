@@ -193,7 +193,7 @@ def test_errors_name_the_cell_line_smiles_and_dose(run, run_dir, capsys):
     assert main([*base, "--dose", "1", "--cell-line", "NOT_A_CELL"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown cell line 'NOT_A_CELL'" in err[0] and "A375" in err[0]
-    assert "l1000_basal_165cells" in err[0] and "--control FILE" in err[0]
+    assert "l1000_basal.h5ad" in err[0] and "--control FILE" in err[0]
     assert main([*base, "--dose", "0", "--cell-line", "A375"]) == 1
     assert "dose must be a number > 0" in capsys.readouterr().err
     with pytest.raises(RepresentationError, match="invalid SMILES 'C1CC\\('"):

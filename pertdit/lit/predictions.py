@@ -5,7 +5,7 @@ from __future__ import annotations
 import anndata as ad
 import numpy as np
 
-PREDICTION_OBS_COLUMNS = ("cell_id", "drug", "dose", "pert_id", "pert_iname", "smiles", "cov_drug_dose",
+PREDICTION_OBS_COLUMNS = ("cell_id", "drug", "dose", "time", "pert_id", "pert_iname", "smiles", "cov_drug_dose",
                           "cov_drug", "drug_dose")
 
 
