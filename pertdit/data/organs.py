@@ -83,11 +83,11 @@ def organ_summary(adata: ad.AnnData, cell_organs: pd.Series, min_cell_lines: int
 
 
 def format_organ_summary(summary: pd.DataFrame) -> str:
-    """The organ summary as text lines: organ, cell lines, profiles, compounds, and whether it can be held out."""
-    lines = [f"{'organ':<20}{'cells':>6}{'profiles':>10}{'compounds':>11}  hold-out  cell lines (profiles)"]
+    """The organ summary as text: organ, cell lines, profiles, compounds, and whether it can be held out."""
+    lines = [f"{'organ':<20}{'cells':>6}{'profiles':>10}{'compounds':>11}  {'cell lines (profiles)':<40}  hold-out"]
     for row in summary.itertuples():
         verdict = "yes" if row.holdout_ok else f"no: {row.why_not}"
-        cell_lines = row.cell_lines if len(row.cell_lines) <= 60 else row.cell_lines[:57] + "..."
+        cell_lines = row.cell_lines if len(row.cell_lines) <= 40 else row.cell_lines[:37] + "..."
         lines.append(f"{row.organ:<20}{row.n_cell_lines:>6}{row.n_profiles:>10}{row.n_compounds:>11}  "
-                     f"{verdict}  [{cell_lines}]")
+                     f"{cell_lines:<40}  {verdict}")
     return "\n".join(lines)
