@@ -16,6 +16,7 @@ from pertdit.data.readers import read_gct, read_h5ad_dataset
 A375 = "l1000_LJP005_A375_24H_level3_n377x978.gct"
 MCF7 = "l1000_LJP005_MCF7_24H_level3_n10x978.gct"
 PC3 = "l1000_LJP006_PC3_24H_level3_n10x978.gct"
+LJP009 = "l1000_LJP009_A375_24H_level3_n371x978.gct"
 SKBR3 = "l1000_LJP001-002_SKBR3_level3_n580x978.gct"
 HT115 = "l1000_CPC006_HT115_6H_level3_n681x978_prnet.h5ad"
 GENES = "l1000_landmark_genes.tsv"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pertdit.data.split_spec import SplitSpec
-from tests.data.real_plates import A375, HT115, MCF7, PC3, SKBR3, real_dataset
+from tests.data.real_plates import A375, HT115, LJP009, MCF7, PC3, SKBR3, real_dataset
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +69,29 @@ def test_named_drug_fold_on_real_data(ht115_skbr3):
     assert test_drugs == {"crizotinib", "BI-2536"}
     assert not {"crizotinib", "BI-2536"} & _sets(adata, column, ["train", "val"], "drug")
     assert np.isin(["HT115", "SKBR3"], list(_sets(adata, column, ["test"], "cell_id"))).all()
+
+
+@pytest.fixture(scope="module")
+def bi2536_twice(data_dir):
+    """LJP009 A375 lists BI-2536 under BRD-U70626184 (name: the id), SKBR3 under BRD-K64890080 ("BI-2536"):
+    two ids, two names, one structure."""
+    return real_dataset(data_dir, LJP009, SKBR3, min_observations=1)
+
+
+def test_one_structure_under_two_ids_is_one_unit_on_real_plates(bi2536_twice):
+    adata = bi2536_twice
+    obs = adata.obs[~adata.obs["is_control"]]
+    bi2536 = obs[obs["drug"].isin(["BI-2536", "BRD-U70626184"])]
+    assert set(bi2536["pert_id"]) == {"BRD-U70626184", "BRD-K64890080"} and bi2536["smiles"].nunique() == 1
+    for fold in range(5):
+        labeled = adata.copy()
+        column = SplitSpec(kind="kfold", by="drug", fold=fold).apply(labeled)
+        sides = labeled.obs.loc[bi2536.index, column].astype(str).replace({"val": "train"})
+        assert sides.nunique() == 1, f"fold {fold}: BI-2536 split across {set(sides)}"
+
+
+def test_naming_one_id_holds_out_every_id_of_its_structure(bi2536_twice):
+    adata = bi2536_twice.copy()
+    column = SplitSpec(kind="unseen", test_set="auto", test_drugs=["BI-2536"]).apply(adata)
+    held = adata.obs[column].astype(str) == "drug_unseen"
+    assert set(adata.obs.loc[held, "pert_id"]) == {"BRD-U70626184", "BRD-K64890080"}
