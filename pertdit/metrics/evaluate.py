@@ -105,9 +105,9 @@ def _ceiling_lines(df: pd.DataFrame) -> list[str]:
         return [f"replicate ceiling: none ({alone} profiles; no (cell line, compound, dose, time) has 2+ wells)"]
     header = "".join(f"{m + ' ceil':>15}{m + ' model':>15}" for m in METRICS)
     half = int(by.loc[(METRICS[0], GROUPINGS[1]), "ceiling_profiles"])
-    lines = [f"replicate ceiling ({scored} profiles with a replicate, {alone} without; grouped rows: split "
-             f"half A, {half} profiles; model scored on the same rows; docs/metrics.md)",
-             f"{'grouping':<14}{header}{'n_groups':>10}"]
+    title = (f"replicate ceiling ({scored} profiles with a replicate, {alone} without; grouped rows: split "
+             f"half A, {half} profiles; model scored on the same rows; docs/metrics.md)")
+    lines = [title, f"{'grouping':<14}{header}{'n_groups':>10}"]
     lines.append("-" * len(lines[-1]))
     for grouping in GROUPINGS:
         cells = "".join(f"{_number(by.loc[(m, grouping), 'ceiling_mean']):>15}"
