@@ -81,12 +81,10 @@ class PerturbationModule(L.LightningModule):
 
     def _add_replicate_ceiling(self, pred) -> None:
         """Append the replicate ceiling (and the model on the same rows) to `test_table` and log both."""
-        from pertdit.metrics.evaluate import evaluate_prediction
-        from pertdit.metrics.replicates import CEILING_COLUMNS, with_replicate_ceiling
+        from pertdit.metrics.evaluate import prediction_ceiling
+        from pertdit.metrics.replicates import with_replicate_ceiling
 
-        full = evaluate_prediction(pred, relu=self.relu_predictions,
-                                   control_reference=self.test_metrics.control_reference)
-        ceiling = full[["metric", "grouping", *CEILING_COLUMNS]]
+        ceiling = prediction_ceiling(pred, self.relu_predictions, self.test_metrics.control_reference)
         self.test_table = with_replicate_ceiling(self.test_table, ceiling)
         for row in ceiling.itertuples():
             self.log(f"test/ceiling/{row.metric}/{row.grouping}", float(row.ceiling_mean), rank_zero_only=True)

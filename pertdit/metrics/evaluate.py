@@ -57,15 +57,23 @@ def evaluate_prediction(
     """
     if relu is None:
         relu = bool(adata.uns.get("pertdit", {}).get("relu_predictions", False))
+    table = compute_measures(*_arrays(adata), relu=relu, control_reference=control_reference)
+    return with_replicate_ceiling(table, prediction_ceiling(adata, relu, control_reference))
+
+
+def prediction_ceiling(adata: ad.AnnData, relu: bool, control_reference: str = "paired") -> pd.DataFrame:
+    """The replicate ceiling table (pertdit.metrics.replicates) of a PRED AnnData."""
     obs = adata.obs
-    truth, pred, control = _dense(adata.layers["truth"]), _dense(adata.X), _dense(adata.layers["control"])
-    covariates = (obs["cell_id"].to_numpy(), obs["drug"].to_numpy(), obs["dose"].to_numpy(dtype=np.float64))
-    table = compute_measures(truth, pred, control, *covariates, relu=relu,
-                             control_reference=control_reference)
     groups = obs["replicate_group"] if "replicate_group" in obs else replicate_group_keys(obs)
-    ceiling = replicate_ceiling(truth, pred, control, *covariates, groups.astype(str).to_numpy(), relu=relu,
-                                control_reference=control_reference)
-    return with_replicate_ceiling(table, ceiling)
+    return replicate_ceiling(*_arrays(adata), groups.astype(str).to_numpy(), relu=relu,
+                             control_reference=control_reference)
+
+
+def _arrays(adata: ad.AnnData) -> tuple:
+    """truth, pred, control (N, G) and cell, drug, dose (N,) of a PRED AnnData, as `compute_measures` takes them."""
+    obs = adata.obs
+    return (_dense(adata.layers["truth"]), _dense(adata.X), _dense(adata.layers["control"]),
+            obs["cell_id"].to_numpy(), obs["drug"].to_numpy(), obs["dose"].to_numpy(dtype=np.float64))
 
 
 def write_metrics_csv(df: pd.DataFrame, path: str | Path) -> Path:
