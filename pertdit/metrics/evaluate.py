@@ -70,7 +70,7 @@ def prediction_ceiling(adata: ad.AnnData, relu: bool, control_reference: str = "
 
 
 def _arrays(adata: ad.AnnData) -> tuple:
-    """truth, pred, control (N, G) and cell, drug, dose (N,) of a PRED AnnData, as `compute_measures` takes them."""
+    """truth, pred, control (N, G) and cell, drug, dose (N,) of a PRED AnnData (`compute_measures` order)."""
     obs = adata.obs
     return (_dense(adata.layers["truth"]), _dense(adata.X), _dense(adata.layers["control"]),
             obs["cell_id"].to_numpy(), obs["drug"].to_numpy(), obs["dose"].to_numpy(dtype=np.float64))
