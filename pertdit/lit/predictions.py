@@ -7,7 +7,7 @@ import numpy as np
 
 from pertdit.metrics.replicates import replicate_group_keys
 
-PREDICTION_OBS_COLUMNS = ("cell_id", "drug", "dose", "pert_id", "pert_iname", "smiles", "time", "plate",
+PREDICTION_OBS_COLUMNS = ("cell_id", "drug", "dose", "time", "pert_id", "pert_iname", "smiles", "plate",
                           "cov_drug_dose", "cov_drug", "drug_dose")
 
 
