@@ -5,8 +5,10 @@ from __future__ import annotations
 import anndata as ad
 import numpy as np
 
-PREDICTION_OBS_COLUMNS = ("cell_id", "drug", "dose", "time", "pert_id", "pert_iname", "smiles", "cov_drug_dose",
-                          "cov_drug", "drug_dose")
+from pertdit.metrics.replicates import replicate_group_keys
+
+PREDICTION_OBS_COLUMNS = ("cell_id", "drug", "dose", "time", "pert_id", "pert_iname", "smiles", "plate",
+                          "cov_drug_dose", "cov_drug", "drug_dose")
 
 
 def build_prediction_adata(dataset: ad.AnnData, rows: np.ndarray, preds: np.ndarray,
@@ -19,6 +21,7 @@ def build_prediction_adata(dataset: ad.AnnData, rows: np.ndarray, preds: np.ndar
     control_rows = dataset.obs["paired_control_index"].to_numpy()[rows]
     control = np.asarray(dataset.X[control_rows], dtype=np.float32)
     obs = dataset.obs.iloc[rows][[c for c in PREDICTION_OBS_COLUMNS if c in dataset.obs]].copy()
+    obs["replicate_group"] = replicate_group_keys(obs).to_numpy()  # what the replicate ceiling groups by
     pred = ad.AnnData(X=np.asarray(preds, dtype=np.float32), obs=obs, var=dataset.var.copy())
     pred.layers["truth"] = truth
     pred.layers["control"] = control
