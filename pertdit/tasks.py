@@ -7,6 +7,8 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from pertdit.data.h5ad_io import write_dataset_h5ad
+
 
 def data_task(cfg: DictConfig) -> dict:
     """Preprocess the configured dataset, form the split, print a summary and write `dataset.h5ad`."""
@@ -15,8 +17,7 @@ def data_task(cfg: DictConfig) -> dict:
     column = dm.split.apply(adata)
     report = adata.uns["pertdit"].get("preprocess", {})
     out = Path(cfg.paths.run_dir) / "dataset.h5ad"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    adata.write_h5ad(out)
+    write_dataset_h5ad(adata, out)
     print(f"dataset: {adata.n_obs} profiles x {adata.n_vars} genes "
           f"({int(adata.obs['is_control'].sum())} controls, {adata.obs.loc[~adata.obs['is_control'], 'pert_id'].nunique()} compounds, "
           f"{adata.obs['cell_id'].nunique()} cell lines), transform {adata.uns['pertdit'].get('transform')}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 from typing import Any
@@ -79,17 +80,24 @@ class BatchAssembler:
         }
 
 
+def _working_copy(adata: ad.AnnData) -> ad.AnnData:
+    """A copy to add split columns to; a memory-mapped `X` (a full-size dataset cache) is shared, not read."""
+    if not isinstance(adata.X, np.memmap):
+        return adata.copy()
+    return ad.AnnData(X=adata.X, obs=adata.obs.copy(), var=adata.var.copy(), uns=copy.deepcopy(dict(adata.uns)))
+
+
 class PertDataModule(L.LightningDataModule):
     """Dataset + split + drug representation -> train/val/test loaders of dict batches (docs/ARCHITECTURE.md)."""
 
-    def __init__(self, expression: str, compounds: str | None = None, inst_info: str | None = None,
+    def __init__(self, expression: str | None, compounds: str | None = None, inst_info: str | None = None,
                  pert_info: str | None = None, preprocess: dict | PreprocessConfig | None = None,
                  split: SplitSpec | dict | None = None, representation: Any = None,
                  cache_dir: str | None = None, batch_size: int = 64, eval_batch_size: int | None = None,
-                 num_workers: int = 0, shuffle_seed: int = 0) -> None:
+                 num_workers: int = 0, shuffle_seed: int = 0, geo: dict | None = None) -> None:
         super().__init__()
         self.source = {"expression": expression, "compounds": compounds, "inst_info": inst_info,
-                       "pert_info": pert_info}
+                       "pert_info": pert_info, "geo": geo}
         self.preprocess_config = preprocess if isinstance(preprocess, PreprocessConfig) else PreprocessConfig(
             **dict(preprocess or {}))
         self.split = split if isinstance(split, SplitSpec) or split is None else SplitSpec(**dict(split))
@@ -120,7 +128,7 @@ class PertDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.adata is not None:
             return
-        adata = self.load().copy()
+        adata = _working_copy(self.load())
         self.split_column = self.split.apply(adata)
         for part in ("train", "val", "test"):
             self.rows[part] = split_rows(adata, self.split_column, self.split.labels(part))
