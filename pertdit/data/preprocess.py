@@ -104,7 +104,8 @@ def preprocess(adata: ad.AnnData, compounds: str | Path | pd.DataFrame | None = 
     report: dict = {"source": source, "n_input": int(adata.n_obs),
                     "dropped_pert_types": obs.loc[~(is_control | is_treated), "pert_type"].value_counts().to_dict()}
 
-    smiles = obs["smiles_raw"].map(lambda s: canonical_smiles(s) or "")
+    canonical = {s: canonical_smiles(s) or "" for s in pd.unique(obs["smiles_raw"])}  # once per SMILES
+    smiles = obs["smiles_raw"].map(canonical)
     bad_smiles = is_treated & (smiles == "").to_numpy()
     report["invalid_smiles"] = sorted(
         f"{pid} ({name})" if name and name != pid else pid

@@ -43,8 +43,10 @@ class Plate:
 class PlateLayout:
     """Draws plates one after another (seeded), until `n_profiles` wells in all (the last plate is cut)."""
 
-    def __init__(self, n_profiles: int, compounds: pd.DataFrame, cells: list[str], seed: int = 0) -> None:
+    def __init__(self, n_profiles: int, compounds: pd.DataFrame, cells: list[str], seed: int = 0,
+                 plate_prefix: str = "SYN") -> None:
         self.n_profiles = n_profiles
+        self.plate_prefix = plate_prefix
         self.compounds = compounds.reset_index(drop=True)
         self.rng = np.random.default_rng(seed)
         n_cells = min(len(cells), max(3, 3 + n_profiles // 20_000))
@@ -68,7 +70,7 @@ class PlateLayout:
         rng = self.rng
         cell = str(rng.choice(self.cells, p=self.cell_weights))
         time = float(rng.choice(TIMES, p=TIME_WEIGHTS))
-        name = f"SYN{number:05d}_{cell}_{time:g}H_X{1 + number % 3}_B{1 + number // 50}"
+        name = f"{self.plate_prefix}{number:05d}_{cell}_{time:g}H_X{1 + number % 3}_B{1 + number // 50}"
         counts = {kind: int(round(share * size)) for kind, share in TYPE_SHARES.items()}
         counts["ctl_vehicle"] = max(counts["ctl_vehicle"], 1)
         kinds = [kind for kind, n in counts.items() for _ in range(n)]

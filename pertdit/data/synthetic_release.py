@@ -41,10 +41,12 @@ COMPOUNDS_FILE = "l1000_compounds_all.tsv"
 @dataclass(frozen=True)
 class SynthOptions:
     """What `synth-release` writes: `profiles` columns, `seed`, matrix chunking (`chunk_rows` x `chunk_cols`,
-    cmapPy's default layout), `compression` (None or "gzip"), generation `block_rows`."""
+    cmapPy's default layout), `compression` (None or "gzip"), generation `block_rows`, and the prefix of the
+    plate names (profile ids are `<plate>:<well>`; give releases to be combined different prefixes)."""
 
     profiles: int
     seed: int = 0
+    plate_prefix: str = "SYN"
     chunk_rows: int = 1000
     chunk_cols: int = 262
     compression: str | None = None
@@ -74,7 +76,7 @@ def write_synthetic_release(out_dir: str | Path, options: SynthOptions, compound
     genes = _genes(rng)
     start = time.time()
     try:
-        layout = PlateLayout(options.profiles, table, cells, options.seed)
+        layout = PlateLayout(options.profiles, table, cells, options.seed, options.plate_prefix)
         model = ProfileModel(basal_values, genes["is_landmark"], options.seed)
         inst_ids = _write_matrix(tmp["level3"], tmp["inst_info"], layout, model, genes, options)
         _write_tables(tmp, table, layout, genes)
@@ -240,6 +242,7 @@ def synth_release_cli(argv: list[str]) -> int:
     parser.add_argument("--profiles", type=int, required=True, help="number of profiles (GCTX columns)")
     parser.add_argument("--out", type=Path, required=True, help="folder to write the release into")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plate-prefix", default="SYN", help="prefix of the plate names (and so of the ids)")
     parser.add_argument("--compounds", type=Path, default=None,
                         help=f"compound table with real SMILES (default: $PERTDIT_DATA/{COMPOUNDS_FILE})")
     parser.add_argument("--basal", type=Path, default=None,
@@ -247,7 +250,7 @@ def synth_release_cli(argv: list[str]) -> int:
     parser.add_argument("--compression", choices=("none", "gzip"), default="none",
                         help="HDF5 compression of the matrix (GEO's files are read either way)")
     args = parser.parse_args(argv)
-    options = SynthOptions(profiles=args.profiles, seed=args.seed,
+    options = SynthOptions(profiles=args.profiles, seed=args.seed, plate_prefix=args.plate_prefix,
                            compression=None if args.compression == "none" else args.compression)
     print(f"pertdit synth-release: {FIXTURE_NOTE}")
     files = write_synthetic_release(args.out, options, args.compounds or default_input(COMPOUNDS_FILE),

@@ -52,10 +52,9 @@ class GctxFile:
         try:
             self.handle = h5py.File(self.path, "r")
         except OSError as err:
-            hint = " (the file is truncated: download or copy it again)" if "truncated" in str(err) else ""
-            raise DataError(
-                f"{self.path}: not a readable HDF5 (GCTX) file ({err}){hint}; for GCT text files use read_gct"
-            ) from err
+            hint = ("the file is truncated: download or copy it again" if "truncated" in str(err)
+                    else "for GCT text files use read_gct")
+            raise DataError(f"{self.path}: not a readable HDF5 (GCTX) file ({err}); {hint}") from err
         try:
             self._check()
         except BaseException:
