@@ -65,19 +65,23 @@ class BatchAssembler:
         self.tokens, self.mask = tokens, mask
         self.dose, self.drug_index, self.cell_index = dose, drug_index, cell_index
 
-    def __call__(self, rows: list[int]) -> Batch:
+    def __call__(self, rows: list[int], conditions: bool = True) -> Batch:
+        """The batch of dataset `rows`; `conditions=False` leaves out `c_pert`/`c_pert_mask` (statistics that
+        only need profiles, e.g. `mean_shift` fitting, then never gather drug tokens)."""
         rows_t = torch.as_tensor(rows, dtype=torch.long)
-        cond = self.condition_index[rows_t].numpy()
-        return {
+        batch = {
             "x0": self.X[rows_t],
             "c_pre": self.X[self.control_index[rows_t]],
-            "c_pert": torch.from_numpy(np.asarray(self.tokens[cond], dtype=np.float32)),
-            "c_pert_mask": torch.from_numpy(np.asarray(self.mask[cond], dtype=bool)),
             "dose": self.dose[rows_t],
             "drug_index": self.drug_index[rows_t],
             "cell_index": self.cell_index[rows_t],
             "row": rows_t,
         }
+        if conditions:
+            cond = self.condition_index[rows_t].numpy()
+            batch["c_pert"] = torch.from_numpy(np.asarray(self.tokens[cond], dtype=np.float32))
+            batch["c_pert_mask"] = torch.from_numpy(np.asarray(self.mask[cond], dtype=bool))
+        return batch
 
 
 def _working_copy(adata: ad.AnnData) -> ad.AnnData:
@@ -172,9 +176,16 @@ class PertDataModule(L.LightningDataModule):
         return {"n_genes": len(self.genes), "d_pert": int(self.assembler.tokens.shape[-1]),
                 "n_drugs": len(self.drug_names), "n_cells": len(self.cell_names)}
 
-    def batch_of_rows(self, rows: np.ndarray) -> Batch:
+    def batch_of_rows(self, rows: np.ndarray, conditions: bool = True) -> Batch:
         """Assemble a batch for arbitrary dataset rows (used by baselines that fit statistics)."""
-        return self.assembler(list(np.asarray(rows, dtype=np.int64)))
+        return self.assembler(list(np.asarray(rows, dtype=np.int64)), conditions=conditions)
+
+    def iter_batches(self, part: str = "train", chunk_rows: int = 4096, conditions: bool = False):
+        """The rows of a split as consecutive batches of at most `chunk_rows` (statistics over a whole split
+        in bounded memory)."""
+        rows = self.rows[part]
+        for start in range(0, len(rows), chunk_rows):
+            yield self.batch_of_rows(rows[start:start + chunk_rows], conditions=conditions)
 
     # -- loaders -------------------------------------------------------------------------------------------
     def _loader(self, part: str, shuffle: bool) -> DataLoader:

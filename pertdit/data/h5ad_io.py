@@ -65,6 +65,15 @@ class DenseH5adWriter:
             self.abort()
             raise
 
+    def add_layer(self, name: str) -> h5py.Dataset:
+        """An (n_obs, n_vars) dataset `layers[name]` of X's dtype, to fill block by block like `X`."""
+        layers = self._handle.require_group("layers")
+        if "encoding-type" not in layers.attrs:
+            layers.attrs.update({"encoding-type": "dict", "encoding-version": "0.1.0"})
+        dataset = layers.create_dataset(name, shape=self.X.shape, dtype=self.X.dtype)
+        dataset.attrs.update(ARRAY_ATTRS)
+        return dataset
+
     def commit(self) -> Path:
         """Close the file and move it to `path` (replacing an older file of that name)."""
         if self._handle is not None:

@@ -90,15 +90,11 @@ class PerturbationModule(L.LightningModule):
         return rows[keep], preds[keep]
 
     def write_predictions(self, rows: torch.Tensor, preds: torch.Tensor, path: str | Path) -> Path:
-        """Write PRED.h5ad (X = predictions, layers truth/control) for the given dataset rows."""
-        from pertdit.lit.predictions import build_prediction_adata
+        """Write PRED.h5ad (X = predictions, layers truth/control) for the given dataset rows, block by block."""
+        from pertdit.lit.predictions import write_prediction_h5ad
 
         adata = self.trainer.datamodule.adata
-        pred = build_prediction_adata(adata, rows.numpy(), preds.numpy(), relu=self.relu_predictions)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pred.write_h5ad(path)
-        return path
+        return write_prediction_h5ad(adata, rows.numpy(), preds.numpy(), path, relu=self.relu_predictions)
 
     # -- optimisation ---------------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:  # pragma: no cover - subclasses that train override this
