@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: pertdit {{{','.join(COMMANDS)}}} [options | hydra overrides]\n"
               "  train     train and test a model:     pertdit train model=crossdit split=drug_unseen\n"
               "  evaluate  score predictions:          pertdit evaluate PRED.h5ad --out metrics.csv\n"
-              "  embed     precompute drug embeddings: pertdit embed perturbation=text\n"
+              "  embed     precompute drug embeddings: pertdit embed perturbation=text [--download-only | --verify]\n"
               "  data      preprocess and summarise:   pertdit data data=plate\n"
               "  demo      baselines on the bundled plate, as a metrics table\n"
               "  predict   one compound, dose, cell:   pertdit predict --smiles S --dose D --cell-line C\n"
@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             from pertdit.data.synthetic_release import synth_release_cli
 
             return synth_release_cli(rest)
+        if command == "embed":  # flags of `pertdit embed`, as config keys
+            flags = {"--download-only": "++embed.download_only=true", "--verify": "++embed.verify=true"}
+            rest = [flags.get(arg, arg) for arg in rest]
         return _hydra_command(command, "train", rest)
     except PertDiTError as exc:
         print(f"pertdit {command}: error: {exc}", file=sys.stderr)

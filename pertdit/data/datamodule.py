@@ -56,13 +56,13 @@ class EpochSeededSampler(Sampler[int]):
 
 
 class BatchAssembler:
-    """Gathers a batch from shared tensors: expression (N, G), control index (N,), condition features."""
+    """Gathers a batch from shared tensors: expression (N, G), control index (N,), and the condition features
+    (`features.gather(rows)`: tokens padded to the batch's own longest sequence)."""
 
     def __init__(self, X: torch.Tensor, control_index: torch.Tensor, condition_index: torch.Tensor,
-                 tokens: np.ndarray, mask: np.ndarray, dose: torch.Tensor, drug_index: torch.Tensor,
-                 cell_index: torch.Tensor) -> None:
+                 features: Any, dose: torch.Tensor, drug_index: torch.Tensor, cell_index: torch.Tensor) -> None:
         self.X, self.control_index, self.condition_index = X, control_index, condition_index
-        self.tokens, self.mask = tokens, mask
+        self.features = features
         self.dose, self.drug_index, self.cell_index = dose, drug_index, cell_index
 
     def __call__(self, rows: list[int], conditions: bool = True) -> Batch:
@@ -78,9 +78,9 @@ class BatchAssembler:
             "row": rows_t,
         }
         if conditions:
-            cond = self.condition_index[rows_t].numpy()
-            batch["c_pert"] = torch.from_numpy(np.asarray(self.tokens[cond], dtype=np.float32))
-            batch["c_pert_mask"] = torch.from_numpy(np.asarray(self.mask[cond], dtype=bool))
+            tokens, mask = self.features.gather(self.condition_index[rows_t].numpy())
+            batch["c_pert"] = torch.from_numpy(tokens)
+            batch["c_pert_mask"] = torch.from_numpy(mask)
         return batch
 
 
@@ -140,21 +140,23 @@ class PertDataModule(L.LightningDataModule):
         self.drug_names = sorted(adata.obs.loc[treated, "drug"].astype(str).unique())
         self.cell_names = sorted(adata.obs["cell_id"].astype(str).unique())
         self.genes = list(adata.var_names)
-        cond_index, tokens, mask = self._encode_conditions(adata)
+        cond_index, features = self._encode_conditions(adata)
+        adata.uns.setdefault("pertdit", {})["representation"] = self.representation.provenance()
         drug_lookup = {d: i for i, d in enumerate(self.drug_names)}
         cell_lookup = {c: i for i, c in enumerate(self.cell_names)}
         self.assembler = BatchAssembler(
             X=torch.from_numpy(np.ascontiguousarray(adata.X, dtype=np.float32)),
             control_index=torch.as_tensor(adata.obs["paired_control_index"].to_numpy(), dtype=torch.long),
-            condition_index=torch.as_tensor(cond_index, dtype=torch.long), tokens=tokens, mask=mask,
+            condition_index=torch.as_tensor(cond_index, dtype=torch.long), features=features,
             dose=torch.as_tensor(adata.obs["dose"].to_numpy(), dtype=torch.float32),
             drug_index=torch.as_tensor([drug_lookup.get(d, -1) for d in adata.obs["drug"].astype(str)]),
             cell_index=torch.as_tensor([cell_lookup[c] for c in adata.obs["cell_id"].astype(str)]))
         self.adata = adata
         log.info("split %s: %s", self.split_column, {k: len(v) for k, v in self.rows.items()})
 
-    def _encode_conditions(self, adata: ad.AnnData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per-row condition index into the unique (SMILES, dose) features (controls map to row 0)."""
+    def _encode_conditions(self, adata: ad.AnnData) -> tuple[np.ndarray, Any]:
+        """Per-row condition index into the unique (SMILES, dose) features (controls map to row 0), and those
+        features (`PerturbationFeatures` or `FactoredFeatures`)."""
         treated = ~adata.obs["is_control"].to_numpy(bool)
         pairs = adata.obs.loc[treated, ["smiles", "dose"]].drop_duplicates()
         if self.representation is None:
@@ -167,13 +169,13 @@ class PertDataModule(L.LightningDataModule):
         index = np.zeros(adata.n_obs, dtype=np.int64)  # controls are never served; row 0 is a placeholder
         index[treated] = features.lookup(list(adata.obs.loc[treated, "smiles"]),
                                          list(adata.obs.loc[treated, "dose"].astype(float)))
-        return index, features.tokens, features.mask
+        return index, features
 
     # -- what models need to know ----------------------------------------------------------------------------
     @property
     def dims(self) -> dict[str, int]:
         """Sizes a model is built with: n_genes, d_pert, n_drugs, n_cells."""
-        return {"n_genes": len(self.genes), "d_pert": int(self.assembler.tokens.shape[-1]),
+        return {"n_genes": len(self.genes), "d_pert": int(self.assembler.features.dim),
                 "n_drugs": len(self.drug_names), "n_cells": len(self.cell_names)}
 
     def batch_of_rows(self, rows: np.ndarray, conditions: bool = True) -> Batch:
