@@ -32,7 +32,7 @@ from pertdit.metrics.measures import (
 KEY_COLUMNS: dict[str, tuple[int, ...]] = {"cov_drug_dose": (0, 1, 2), "cov_drug": (0, 1), "drug_dose": (1, 2),
                                            "drug": (1,)}
 #: fine groups handled at once when scoring (memory ~ 3 x block x genes x 8 bytes)
-BLOCK_GROUPS = 4096
+BLOCK_GROUPS = 512
 
 
 def per_sample_values(truth: np.ndarray, pred: np.ndarray, control: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -78,16 +78,18 @@ class GroupSums:
         if slot is None:
             slot = self._slots[key] = len(self._slots)
             if slot >= len(self._keys):
-                self._grow(max(16, 2 * len(self._keys)))
+                self._grow(max(256, len(self._keys) + len(self._keys) // 4))
             self._keys[slot] = key
         return slot
 
     def _grow(self, capacity: int) -> None:
-        n = len(self._keys)
-        keys, counts = np.zeros((capacity, 3)), np.zeros(capacity)
-        sums = np.zeros((capacity, 3, self._sums.shape[2]))
-        keys[:n], sums[:n], counts[:n] = self._keys, self._sums, self._counts
-        self._keys, self._sums, self._counts = keys, sums, counts
+        """Enlarge in place (`ndarray.resize` reallocates; large blocks are remapped, not copied), new rows 0."""
+        for name in ("_keys", "_sums", "_counts"):
+            array = getattr(self, name)
+            if not array.flags.owndata:
+                array = array.copy()
+            array.resize((capacity, *array.shape[1:]), refcheck=False)
+            setattr(self, name, array)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """keys (K, 3), sums (K, 3, G), counts (K,) of the groups seen (views, no copy)."""

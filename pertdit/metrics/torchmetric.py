@@ -113,6 +113,8 @@ class PerturbationMetrics(Metric):
     def compute(self) -> dict[str, float]:
         """Mean of each measure: {"r2/per_sample": ..., "pcc_lnfc/drug": ...}; NaN when nothing was seen."""
         try:
+            if self._gathered is None:  # one process: fold the last batch in (no other rank can repeat its rows)
+                self._flush_pending()
             rows = _as_numpy(self.sample_row, np.int64)
             r2, pcc = _as_numpy(self.sample_r2, np.float64), _as_numpy(self.sample_pcc, np.float64)
             keys, sums, counts = self._gathered or self._groups.arrays()
