@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from tests.test_cli import run_cli
 
 
+@pytest.mark.slow  # two CLI processes; `make test` runs the same commands in tests/test_bench.py (datascale, --quick)
 def test_synth_release_then_data_reads_it_through_the_geo_path(tmp_path, data_dir):
     release = tmp_path / "release"
     result = run_cli(["synth-release", "--profiles", "500", "--out", str(release)], tmp_path, data_dir)
