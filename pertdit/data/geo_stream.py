@@ -2,10 +2,10 @@
 
 The matrix of a release (1.3 M profiles x 12,328 genes, ~65 GB as float32) is never held in memory:
 
-1. **Metadata first.** The info tables and the GCTX ids are read and checked (`OpenRelease`); the rows to
-   keep are decided from metadata alone: `trt_cp` and vehicle-control columns are selected, and the
-   project's `preprocess` (SMILES, too-few-observations filters, control pairing, group keys) runs on a
-   metadata-only AnnData (no genes), so this path and the in-memory one share every rule.
+1. **Metadata first.** The info tables and the GCTX ids are read and checked (`OpenRelease`); the profiles
+   to keep are decided from metadata alone: the project's `preprocess` (perturbagen types: `trt_cp` and
+   vehicle controls; SMILES, too-few-observations filters, control pairing, group keys, the report) runs on
+   a metadata-only AnnData (no genes), so this path and the in-memory one share every rule.
 2. **One pass over the matrix.** The kept columns are read in sorted row blocks of `chunk_profiles`
    profiles, only the 978 landmark genes are kept, each block is checked (NaN/inf name the profile),
    clipped to [0, 1e3] (the `prnet` transform) and written into the dataset `.h5ad`; each profile's total
@@ -102,17 +102,12 @@ def _gene_subset(var: pd.DataFrame, genes: Sequence[str] | None) -> np.ndarray:
 
 def _filtered_metadata(opened: list[OpenRelease], cfg: PreprocessConfig,
                        compounds=None) -> tuple[ad.AnnData, pd.DataFrame]:
-    """The kept profiles as a metadata-only dataset AnnData (preprocess's obs, pairing, report) and, for each
-    of its rows, the release (`release`) and matrix column (`position`) it comes from."""
-    wanted = set(cfg.keep_pert_types) | set(cfg.control_pert_types)
-    frames, origins, dropped, n_input = [], [], pd.Series(dtype=np.int64), 0
+    """The kept profiles as a metadata-only dataset AnnData (preprocess's obs, pairing, report: every profile of
+    every release goes through the same filters as in memory) and, for each of its rows, the release
+    (`release`) and matrix column (`position`) it comes from."""
+    frames, origins = [], []
     for index, o in enumerate(opened):
-        types = o.pert_types()
-        n_input += len(types)
-        candidate = np.isin(types, list(wanted))
-        dropped = dropped.add(pd.Series(types[~candidate]).value_counts(), fill_value=0)
-        positions = np.flatnonzero(candidate)
-        log.info("%s: %d of %d profiles are %s", o.release.label, len(positions), len(types), sorted(wanted))
+        positions = np.arange(len(o.gctx.col_ids))
         frame = o.obs(positions)
         frames.append(frame)
         origins.append(pd.DataFrame({"release": index, "position": positions}, index=frame.index))
@@ -125,15 +120,10 @@ def _filtered_metadata(opened: list[OpenRelease], cfg: PreprocessConfig,
     labels = " + ".join(o.release.label for o in opened)
     meta = ad.AnnData(X=np.zeros((len(obs), 0), dtype=np.float32), obs=obs)
     kept = preprocess(meta, compounds, replace(cfg, transform="none", genes=None), source=labels)
-    report = kept.uns["pertdit"]["preprocess"]
-    types = {str(k): int(v) for k, v in dropped.items()}
-    for key, count in dict(report.get("dropped_pert_types", {})).items():
-        types[key] = types.get(key, 0) + int(count)
-    report["dropped_pert_types"] = types
-    report["n_input"] = int(n_input)
     origin = origin.loc[kept.obs_names]
     names = np.array([o.release.label for o in opened], dtype=object)
     kept.obs["source"] = names[origin["release"].to_numpy()]
+    log.info("%s: %d of %d profiles kept", labels, kept.n_obs, len(obs))
     return kept, origin
 
 
