@@ -82,11 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: pertdit {{{','.join(COMMANDS)}}} [options | hydra overrides]\n"
               "  train     train and test a model:     pertdit train model=crossdit split=drug_unseen\n"
               "  evaluate  score predictions:          pertdit evaluate PRED.h5ad --out metrics.csv\n"
-              "  embed     precompute drug embeddings: pertdit embed perturbation=text [--download-only | --verify]\n"
+              "  embed     precompute drug embeddings: pertdit embed perturbation=text [--download-only|--verify]\n"
               "  data      preprocess and summarise:   pertdit data data=plate\n"
               "  demo      baselines on the bundled plate, as a metrics table\n"
               "  predict   one compound, dose, cell:   pertdit predict --smiles S --dose D --cell-line C\n"
-              "  synth-release  a synthetic GEO release (test fixture): pertdit synth-release --profiles N --out DIR",
+              "  synth-release  a synthetic GEO release (a test fixture): pertdit synth-release --profiles N --out D",
               file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     command, rest = argv[0], argv[1:]

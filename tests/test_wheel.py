@@ -24,8 +24,8 @@ def package_data_patterns() -> list[str]:
 
 
 def test_package_data_globs_cover_every_non_python_file_of_the_package():
-    covered = {Path(PACKAGE, match).resolve()
-               for pattern in package_data_patterns() for match in glob.glob(pattern, root_dir=PACKAGE, recursive=True)}
+    covered = {Path(PACKAGE, match).resolve() for pattern in package_data_patterns()
+               for match in glob.glob(pattern, root_dir=PACKAGE, recursive=True)}
     files = {p.resolve() for p in PACKAGE.rglob("*")
              if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts}
     assert files, "the package has configs and tables"
@@ -64,7 +64,8 @@ def test_the_wheel_installs_and_trains_from_another_directory(tmp_path, data_dir
     pertdit = site / "bin" / "pertdit"
     helped = _run([str(pertdit), "train", "--help"], elsewhere, env)
     assert "== Configuration groups ==" in helped.stdout  # the configs were found inside the installed package
-    assert re.search(r"^data: .*\bgeo\b", helped.stdout, re.M) and re.search(r"^model: .*\bcrossdit\b", helped.stdout, re.M)
+    assert re.search(r"^data: .*\bgeo\b", helped.stdout, re.M)
+    assert re.search(r"^model: .*\bcrossdit\b", helped.stdout, re.M)
     run_dir = tmp_path / "run"
     _run([str(pertdit), "train", "trainer.fast_dev_run=true", "model=crossdit", "model.backbone.d_model=16",
           "model.backbone.n_layers=1", "model.backbone.n_heads=2", "model.backbone.mlp_hidden=16",

@@ -72,9 +72,9 @@ def _read_header(path: Path, expected_key: str | None) -> dict:
         header = json.loads((path / "header.json").read_text())
     except (OSError, ValueError) as err:
         raise CacheEntryError(f"cache entry {path}: no readable header.json ({type(err).__name__})") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT_VERSION:
-        raise CacheEntryError(f"cache entry {path}: format {header.get('format') if isinstance(header, dict) else '?'}"
-                              f", expected {FORMAT_VERSION}")
+    found = header.get("format") if isinstance(header, dict) else "?"
+    if found != FORMAT_VERSION:
+        raise CacheEntryError(f"cache entry {path}: format {found}, expected {FORMAT_VERSION}")
     if expected_key is not None and header.get("key") != expected_key:
         raise CacheEntryError(f"cache entry {path}: built for key {header.get('key')}, expected {expected_key}")
     sizes = header.get("sizes")
@@ -139,7 +139,8 @@ def _load_parts(path: Path, header: dict, pairs: list) -> FactoredFeatures:
                                   f"offsets {offsets.shape}; the header says ({n_tokens}, {dim}), {n_keys} keys")
         tables.append(TokenTable(tokens=tokens, offsets=offsets))
     index = np.load(path / "index.npy")
-    if index.shape != (len(pairs), len(tables)) or (len(index) and (index.max(axis=0) >= [len(t) for t in tables]).any()):
+    out_of_range = len(index) and (index.max(axis=0) >= [len(t) for t in tables]).any()
+    if index.shape != (len(pairs), len(tables)) or out_of_range:
         raise CacheEntryError(f"cache entry {path}: index.npy {index.shape} does not match the parts")
     return FactoredFeatures(tables, index, pairs, [p["name"] for p in header["parts"]])
 
