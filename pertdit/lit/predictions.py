@@ -19,9 +19,14 @@ def prediction_obs(dataset: ad.AnnData, rows: np.ndarray) -> pd.DataFrame:
     return dataset.obs.iloc[rows][[c for c in PREDICTION_OBS_COLUMNS if c in dataset.obs]].copy()
 
 
-def prediction_uns(rows: np.ndarray, relu: bool) -> dict:
-    """uns of the PRED file: whether predictions are ReLU'd before scoring, and the dataset rows."""
-    return {"pertdit": {"relu_predictions": bool(relu), "rows": np.asarray(rows, dtype=np.int64)}}
+def prediction_uns(rows: np.ndarray, relu: bool, dataset: ad.AnnData | None = None) -> dict:
+    """uns of the PRED file: whether predictions are ReLU'd before scoring, the dataset rows, and the drug
+    representation that produced the conditions (with any substitution it made), when the dataset records it."""
+    meta = {"relu_predictions": bool(relu), "rows": np.asarray(rows, dtype=np.int64)}
+    representation = {} if dataset is None else dataset.uns.get("pertdit", {}).get("representation")
+    if representation:
+        meta["representation"] = dict(representation)
+    return {"pertdit": meta}
 
 
 def build_prediction_adata(dataset: ad.AnnData, rows: np.ndarray, preds: np.ndarray,
@@ -35,7 +40,7 @@ def build_prediction_adata(dataset: ad.AnnData, rows: np.ndarray, preds: np.ndar
                       var=dataset.var.copy())
     pred.layers["truth"] = truth
     pred.layers["control"] = control
-    pred.uns.update(prediction_uns(rows, relu))
+    pred.uns.update(prediction_uns(rows, relu, dataset))
     return pred
 
 
@@ -49,7 +54,7 @@ def write_prediction_h5ad(dataset: ad.AnnData, rows: np.ndarray, preds: np.ndarr
     rows = np.asarray(rows, dtype=np.int64)
     control_rows = dataset.obs["paired_control_index"].to_numpy()[rows]
     with DenseH5adWriter(path, prediction_obs(dataset, rows), dataset.var.copy(),
-                         prediction_uns(rows, relu)) as writer:
+                         prediction_uns(rows, relu, dataset)) as writer:
         truth, control = writer.add_layer("truth"), writer.add_layer("control")
         for start in range(0, len(rows), block_rows):
             block = slice(start, start + block_rows)

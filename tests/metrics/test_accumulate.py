@@ -92,6 +92,7 @@ def dataset() -> ad.AnnData:
 def test_pred_written_in_blocks_equals_the_in_memory_pred_file(dataset, tmp_path: Path):
     rows = np.array([3, 1, 4, 15, 9, 26, 5, 35, 8, 48, 49])
     preds = np.random.default_rng(2).normal(size=(len(rows), dataset.n_vars)).astype(np.float32)
+    dataset.uns["pertdit"] = {"representation": {"name": "text", "substitution_used": "RDKit-derived descriptions"}}
     path = write_prediction_h5ad(dataset, rows, preds, tmp_path / "PRED.h5ad", relu=True, block_rows=4)
     written, expected = ad.read_h5ad(path), build_prediction_adata(dataset, rows, preds, relu=True)
     np.testing.assert_array_equal(written.X, expected.X)
@@ -100,6 +101,7 @@ def test_pred_written_in_blocks_equals_the_in_memory_pred_file(dataset, tmp_path
     pd.testing.assert_frame_equal(written.obs, expected.obs, check_categorical=False, check_dtype=False)
     np.testing.assert_array_equal(written.uns["pertdit"]["rows"], rows)
     assert written.uns["pertdit"]["relu_predictions"]
+    assert written.uns["pertdit"]["representation"]["substitution_used"] == "RDKit-derived descriptions"
     assert [p.name for p in tmp_path.iterdir()] == ["PRED.h5ad"]  # no temporary file left
 
 
