@@ -60,6 +60,17 @@ def pertdit_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "pertdit.cli", *args]
 
 
+def evict_from_page_cache(*paths: str | Path) -> None:
+    """Ask the kernel to drop these files' cached pages (`posix_fadvise(DONTNEED)`; only these files, no
+    privileges needed), so the next read comes from disk, as in a first run on a fresh machine."""
+    for path in paths:
+        for file in ([Path(path)] if Path(path).is_file() else sorted(Path(path).rglob("*"))):
+            if file.is_file():
+                with open(file, "rb") as handle:
+                    os.fsync(handle.fileno())  # written pages must reach the disk before they can be dropped
+                    os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+
 def free_bytes(path: str | Path) -> int:
     """Free space of the file system holding `path` (created if missing)."""
     Path(path).mkdir(parents=True, exist_ok=True)
