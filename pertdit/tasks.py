@@ -11,19 +11,37 @@ from pertdit.data.h5ad_io import write_dataset_h5ad
 
 
 def data_task(cfg: DictConfig) -> dict:
-    """Preprocess the configured dataset, form the split, print a summary and write `dataset.h5ad`."""
+    """Preprocess the configured dataset, form the split, print what was kept and why every other profile was
+    dropped (per source), and write `dataset.h5ad`."""
+    from pertdit.data.filters import format_accounting
+
     dm = instantiate(cfg.data, split=instantiate(cfg.split), representation=None, _recursive_=False)
     adata = dm.load()
     column = dm.split.apply(adata)
     report = adata.uns["pertdit"].get("preprocess", {})
     out = Path(cfg.paths.run_dir) / "dataset.h5ad"
     write_dataset_h5ad(adata, out)
+    obs = adata.obs
+    treated = ~obs["is_control"].to_numpy(bool)
     print(f"dataset: {adata.n_obs} profiles x {adata.n_vars} genes "
-          f"({int(adata.obs['is_control'].sum())} controls, {adata.obs.loc[~adata.obs['is_control'], 'pert_id'].nunique()} compounds, "
-          f"{adata.obs['cell_id'].nunique()} cell lines), transform {adata.uns['pertdit'].get('transform')}")
-    for reason in ("invalid_smiles", "too_few_observations"):
+          f"({int((~treated).sum())} controls, {obs.loc[treated, 'pert_id'].nunique()} compounds, "
+          f"{obs['cell_id'].nunique()} cell lines), transform {adata.uns['pertdit'].get('transform')}")
+    if "profiles" in report:
+        print("profiles read, kept and dropped (by reason), per source:")
+        print(format_accounting(report["profiles"]))
+    for reason in ("dropped_pert_types", "dropped_control_kinds"):
+        if len(report.get(reason, {})):
+            print(f"{reason.replace('_', ' ')}: {dict(report[reason])}")
+    for reason in ("invalid_smiles", "too_few_observations", "dose_not_positive"):
         dropped = list(report.get(reason, []))
         print(f"dropped for {reason.replace('_', ' ')}: {len(dropped)} {dropped}")
+    if "pairing" in report:
+        print(f"control pairing: {dict(report['pairing'])}")
+    if "time" in obs:
+        kept = obs.loc[treated].groupby(["source", "time"], observed=True).agg(
+            treated=("pert_id", "size"), compounds=("pert_id", "nunique"), cell_lines=("cell_id", "nunique"))
+        print("treated profiles per source and time (h):")
+        print(kept.to_string())
     print(f"split {column}: {adata.obs[column].value_counts().to_dict()}")
     print(f"written: {out}")
     return {"n_obs": adata.n_obs}

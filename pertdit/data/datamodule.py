@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +62,12 @@ class BatchAssembler:
     (`features.gather(rows)`: tokens padded to the batch's own longest sequence)."""
 
     def __init__(self, X: torch.Tensor, control_index: torch.Tensor, condition_index: torch.Tensor,
-                 features: Any, dose: torch.Tensor, drug_index: torch.Tensor, cell_index: torch.Tensor) -> None:
+                 features: Any, dose: torch.Tensor, drug_index: torch.Tensor, cell_index: torch.Tensor,
+                 time: torch.Tensor | None = None) -> None:
         self.X, self.control_index, self.condition_index = X, control_index, condition_index
         self.features = features
         self.dose, self.drug_index, self.cell_index = dose, drug_index, cell_index
+        self.time = time if time is not None else torch.full((X.shape[0],), float("nan"))
 
     def __call__(self, rows: list[int], conditions: bool = True) -> Batch:
         """The batch of dataset `rows`; `conditions=False` leaves out `c_pert`/`c_pert_mask` (statistics that
@@ -73,6 +77,7 @@ class BatchAssembler:
             "x0": self.X[rows_t],
             "c_pre": self.X[self.control_index[rows_t]],
             "dose": self.dose[rows_t],
+            "time": self.time[rows_t],
             "drug_index": self.drug_index[rows_t],
             "cell_index": self.cell_index[rows_t],
             "row": rows_t,
@@ -98,12 +103,15 @@ class PertDataModule(L.LightningDataModule):
                  pert_info: str | None = None, preprocess: dict | PreprocessConfig | None = None,
                  split: SplitSpec | dict | None = None, representation: Any = None,
                  cache_dir: str | None = None, batch_size: int = 64, eval_batch_size: int | None = None,
-                 num_workers: int = 0, shuffle_seed: int = 0, geo: dict | None = None) -> None:
+                 num_workers: int = 0, shuffle_seed: int = 0, sources: Sequence[str] | None = None,
+                 times: Sequence[float] | None = None, geo: dict | None = None) -> None:
         super().__init__()
         self.source = {"expression": expression, "compounds": compounds, "inst_info": inst_info,
                        "pert_info": pert_info, "geo": geo}
-        self.preprocess_config = preprocess if isinstance(preprocess, PreprocessConfig) else PreprocessConfig(
+        config = preprocess if isinstance(preprocess, PreprocessConfig) else PreprocessConfig(
             **dict(preprocess or {}))
+        selection = {k: v for k, v in (("sources", sources), ("times", times)) if v is not None}
+        self.preprocess_config = dataclasses.replace(config, **selection) if selection else config
         self.split = split if isinstance(split, SplitSpec) or split is None else SplitSpec(**dict(split))
         self.split = self.split or SplitSpec()
         self.representation = representation
@@ -149,6 +157,8 @@ class PertDataModule(L.LightningDataModule):
             control_index=torch.as_tensor(adata.obs["paired_control_index"].to_numpy(), dtype=torch.long),
             condition_index=torch.as_tensor(cond_index, dtype=torch.long), features=features,
             dose=torch.as_tensor(adata.obs["dose"].to_numpy(), dtype=torch.float32),
+            time=torch.as_tensor(adata.obs["time"].to_numpy(dtype=np.float32) if "time" in adata.obs
+                                 else np.full(adata.n_obs, np.nan, dtype=np.float32)),
             drug_index=torch.as_tensor([drug_lookup.get(d, -1) for d in adata.obs["drug"].astype(str)]),
             cell_index=torch.as_tensor([cell_lookup[c] for c in adata.obs["cell_id"].astype(str)]))
         self.adata = adata

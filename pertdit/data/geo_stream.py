@@ -109,6 +109,7 @@ def _filtered_metadata(opened: list[OpenRelease], cfg: PreprocessConfig,
     for index, o in enumerate(opened):
         positions = np.arange(len(o.gctx.col_ids))
         frame = o.obs(positions)
+        frame["source"] = o.release.label  # the schema's source: counts, filters (data.sources) per release
         frames.append(frame)
         origins.append(pd.DataFrame({"release": index, "position": positions}, index=frame.index))
     obs = pd.concat(frames) if len(frames) > 1 else frames[0]
@@ -121,8 +122,6 @@ def _filtered_metadata(opened: list[OpenRelease], cfg: PreprocessConfig,
     meta = ad.AnnData(X=np.zeros((len(obs), 0), dtype=np.float32), obs=obs)
     kept = preprocess(meta, compounds, replace(cfg, transform="none", genes=None), source=labels)
     origin = origin.loc[kept.obs_names]
-    names = np.array([o.release.label for o in opened], dtype=object)
-    kept.obs["source"] = names[origin["release"].to_numpy()]
     log.info("%s: %d of %d profiles kept", labels, kept.n_obs, len(obs))
     return kept, origin
 

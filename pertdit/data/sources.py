@@ -22,8 +22,8 @@ from pertdit.data.preprocess import PreprocessConfig, preprocess
 from pertdit.errors import DataError
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 2
-GEO_CACHE_VERSION = 1
+CACHE_VERSION = 3
+GEO_CACHE_VERSION = 2
 
 
 def _fingerprint(path: str | Path | None) -> list | None:
@@ -38,10 +38,14 @@ def _fingerprint(path: str | Path | None) -> list | None:
 
 def read_source(expression: str | Path, inst_info: str | Path | None = None,
                 pert_info: str | Path | None = None) -> ad.AnnData:
-    """Read expression (GCT, GCTX, h5ad, or a GEO Level-3 GCTX with its inst/pert info) as profiles x genes."""
+    """Read expression (GCT, GCTX, h5ad, the bundle, or a GEO Level-3 GCTX with its inst/pert info) as profiles
+    x genes."""
+    from pertdit.data.bundle import is_bundle, load_bundle
     from pertdit.data.readers import read_dataset, read_geo_release
 
     _fingerprint(expression)
+    if is_bundle(expression):
+        return load_bundle(expression)
     if inst_info is not None:
         return read_geo_release(expression, inst_info, pert_info)
     return read_dataset(expression)

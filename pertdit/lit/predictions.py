@@ -8,7 +8,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-PREDICTION_OBS_COLUMNS = ("cell_id", "drug", "dose", "pert_id", "pert_iname", "smiles", "cov_drug_dose",
+PREDICTION_OBS_COLUMNS = ("cell_id", "drug", "dose", "time", "pert_id", "pert_iname", "smiles", "cov_drug_dose",
                           "cov_drug", "drug_dose")
 #: profiles written per block by `write_prediction_h5ad`
 BLOCK_ROWS = 8192
