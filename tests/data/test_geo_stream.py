@@ -57,15 +57,17 @@ def in_memory(files: dict[str, Path], genes: list[str]) -> ad.AnnData:
 
 
 def assert_same_dataset(streamed: ad.AnnData, expected: ad.AnnData) -> None:
+    """Same values, same obs (but the source name), same genes, same report (but the source name)."""
     np.testing.assert_array_equal(np.asarray(streamed.X), expected.X)
-    pd.testing.assert_frame_equal(streamed.obs.drop(columns="source"), expected.obs, check_dtype=False,
-                                  check_categorical=False)
+    pd.testing.assert_frame_equal(streamed.obs.drop(columns="source"), expected.obs.drop(columns="source"),
+                                  check_dtype=False, check_categorical=False)
     assert list(streamed.var_names) == list(expected.var_names)
     np.testing.assert_array_equal(streamed.var["entrez_id"], expected.var["entrez_id"])
-    for key in ("n_input", "n_output", "n_controls", "n_compounds", "dropped_pert_types", "too_few_observations"):
-        assert streamed.uns["pertdit"]["preprocess"][key] == expected.uns["pertdit"]["preprocess"][key], key
-    assert list(streamed.uns["pertdit"]["preprocess"]["invalid_smiles"]) == list(
-        expected.uns["pertdit"]["preprocess"]["invalid_smiles"])
+    found, wanted = streamed.uns["pertdit"]["preprocess"], expected.uns["pertdit"]["preprocess"]
+    for key in ("n_input", "n_output", "n_controls", "n_compounds", "too_few_observations", "pairing"):
+        assert found[key] == wanted[key], key
+    assert list(found["invalid_smiles"]) == list(wanted["invalid_smiles"])
+    assert [dict(v) for v in found["profiles"].values()] == [dict(v) for v in wanted["profiles"].values()]
 
 
 def test_the_data_geo_path_equals_the_in_memory_computation(release, data_dir: Path, tmp_path: Path):
@@ -81,6 +83,7 @@ def test_the_data_geo_path_equals_the_in_memory_computation(release, data_dir: P
     assert set(streamed.obs["pert_type"]) == {"trt_cp", "ctl_vehicle"}
     assert streamed.n_obs < PROFILES and len(streamed.uns["pertdit"]["preprocess"]["invalid_smiles"])
     assert_same_dataset(streamed, in_memory(release, list(streamed.var_names)))
+    assert set(streamed.obs["source"]) == {"SYNTH"}  # the release's name (data.geo.releases[].name)
 
 
 def test_the_result_does_not_depend_on_the_block_size(release, tmp_path: Path):
@@ -109,6 +112,7 @@ def test_two_releases_become_one_table_in_one_gene_order(release, data_dir: Path
     together = ad.concat(parts, merge="same")
     for name in ("rna_plate", "canonical_smiles", "pert_iname"):
         together.obs[name] = pd.concat([p.obs[name] for p in parts]).to_numpy()
+    together.obs["source"] = np.repeat(["A", "B"], [p.n_obs for p in parts])  # each profile's release
     expected = preprocess(together, None, PreprocessConfig(), source="in memory")
     assert_same_dataset(both, expected)
     assert set(both.obs["source"]) == {"A", "B"}
