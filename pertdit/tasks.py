@@ -8,6 +8,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from pertdit.data.h5ad_io import write_dataset_h5ad
+from pertdit.data.organs import format_organ_summary, load_cell_organs, organ_summary
 
 
 def data_task(cfg: DictConfig) -> dict:
@@ -43,6 +44,7 @@ def data_task(cfg: DictConfig) -> dict:
         print("treated profiles per source and time (h):")
         print(kept.to_string())
     print(f"split {column}: {adata.obs[column].value_counts().to_dict()}")
+    print(organ_report(adata, dm.split))
     print(f"written: {out}")
     return {"n_obs": adata.n_obs}
 
@@ -77,3 +79,11 @@ def embed_task(cfg: DictConfig) -> dict:
                          verify=bool(options.get("verify", False)))
     print(f"embeddings ({representation.cache_key()}): {path}")
     return {"path": str(path)}
+
+
+def organ_report(adata, split) -> str:
+    """Which organs of the dataset have enough treated profiles for an organ hold-out (split=organ)."""
+    summary = organ_summary(adata, load_cell_organs(split.cell_organs), split.min_organ_cell_lines,
+                            split.min_organ_profiles)
+    return (f"organs (for split=organ; at least {split.min_organ_cell_lines} cell line(s) and "
+            f"{split.min_organ_profiles} treated profiles):\n{format_organ_summary(summary)}")

@@ -19,6 +19,7 @@ from pertdit.data.preprocess import PreprocessConfig
 from pertdit.data.sources import load_dataset
 from pertdit.data.split_spec import SplitSpec
 from pertdit.data.splits import split_rows
+from pertdit.data.val_subset import strided_rows
 
 log = logging.getLogger(__name__)
 Batch = dict[str, torch.Tensor]
@@ -104,7 +105,8 @@ class PertDataModule(L.LightningDataModule):
                  split: SplitSpec | dict | None = None, representation: Any = None,
                  cache_dir: str | None = None, batch_size: int = 64, eval_batch_size: int | None = None,
                  num_workers: int = 0, shuffle_seed: int = 0, sources: Sequence[str] | None = None,
-                 times: Sequence[float] | None = None, geo: dict | None = None) -> None:
+                 times: Sequence[float] | None = None, val_max_rows: int | None = None,
+                 geo: dict | None = None) -> None:
         super().__init__()
         self.source = {"expression": expression, "compounds": compounds, "inst_info": inst_info,
                        "pert_info": pert_info, "geo": geo}
@@ -120,6 +122,7 @@ class PertDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.shuffle_seed = shuffle_seed
+        self.val_max_rows = val_max_rows  # validation during training: a strided subset (data/val_subset.py)
         self.adata: ad.AnnData | None = None
         self._loaded: ad.AnnData | None = None
         self.rows: dict[str, np.ndarray] = {}
@@ -144,6 +147,7 @@ class PertDataModule(L.LightningDataModule):
         self.split_column = self.split.apply(adata)
         for part in ("train", "val", "test"):
             self.rows[part] = split_rows(adata, self.split_column, self.split.labels(part))
+        self.val_subset_rows = strided_rows(self.rows["val"], adata.obs, self.val_max_rows)
         treated = ~adata.obs["is_control"].to_numpy(bool)
         self.drug_names = sorted(adata.obs.loc[treated, "drug"].astype(str).unique())
         self.cell_names = sorted(adata.obs["cell_id"].astype(str).unique())
@@ -162,7 +166,9 @@ class PertDataModule(L.LightningDataModule):
             drug_index=torch.as_tensor([drug_lookup.get(d, -1) for d in adata.obs["drug"].astype(str)]),
             cell_index=torch.as_tensor([cell_lookup[c] for c in adata.obs["cell_id"].astype(str)]))
         self.adata = adata
-        log.info("split %s: %s", self.split_column, {k: len(v) for k, v in self.rows.items()})
+        log.info("split %s: %s; validation during training on %d of the %d val rows (data.val_max_rows=%s)",
+                 self.split_column, {k: len(v) for k, v in self.rows.items()}, len(self.val_subset_rows),
+                 len(self.rows["val"]), self.val_max_rows)
 
     def _encode_conditions(self, adata: ad.AnnData) -> tuple[np.ndarray, Any]:
         """Per-row condition index into the unique (SMILES, dose) features (controls map to row 0), and those
@@ -200,8 +206,8 @@ class PertDataModule(L.LightningDataModule):
             yield self.batch_of_rows(rows[start:start + chunk_rows], conditions=conditions)
 
     # -- loaders -------------------------------------------------------------------------------------------
-    def _loader(self, part: str, shuffle: bool) -> DataLoader:
-        dataset = RowDataset(self.rows[part])
+    def _loader(self, part: str, shuffle: bool, rows: np.ndarray | None = None) -> DataLoader:
+        dataset = RowDataset(self.rows[part] if rows is None else rows)
         sampler = EpochSeededSampler(len(dataset), self.shuffle_seed) if shuffle else None
         return DataLoader(dataset, batch_size=self.batch_size if shuffle else self.eval_batch_size,
                           sampler=sampler, collate_fn=self.assembler, num_workers=self.num_workers,
@@ -211,7 +217,9 @@ class PertDataModule(L.LightningDataModule):
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        """The validation subset (every k-th val row, at most `val_max_rows`); `rows["val"]` holds them all."""
+        return self._loader("val", shuffle=False, rows=self.val_subset_rows)
 
     def test_dataloader(self) -> DataLoader:
+        """Every test row, always."""
         return self._loader("test", shuffle=False)

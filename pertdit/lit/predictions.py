@@ -8,15 +8,19 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-PREDICTION_OBS_COLUMNS = ("cell_id", "drug", "dose", "time", "pert_id", "pert_iname", "smiles", "cov_drug_dose",
-                          "cov_drug", "drug_dose")
+from pertdit.metrics.replicates import replicate_group_keys
+
+PREDICTION_OBS_COLUMNS = ("cell_id", "drug", "dose", "time", "pert_id", "pert_iname", "smiles", "plate",
+                          "cov_drug_dose", "cov_drug", "drug_dose")
 #: profiles written per block by `write_prediction_h5ad`
 BLOCK_ROWS = 8192
 
 
 def prediction_obs(dataset: ad.AnnData, rows: np.ndarray) -> pd.DataFrame:
-    """obs of the PRED file: the contract's columns of the dataset `rows`."""
-    return dataset.obs.iloc[rows][[c for c in PREDICTION_OBS_COLUMNS if c in dataset.obs]].copy()
+    """obs of the PRED file: the contract's columns of the dataset `rows`, and each row's replicate group."""
+    obs = dataset.obs.iloc[rows][[c for c in PREDICTION_OBS_COLUMNS if c in dataset.obs]].copy()
+    obs["replicate_group"] = replicate_group_keys(obs).to_numpy()  # what the replicate ceiling groups by
+    return obs
 
 
 def prediction_uns(rows: np.ndarray, relu: bool, dataset: ad.AnnData | None = None) -> dict:
