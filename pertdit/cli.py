@@ -13,7 +13,7 @@ from pertdit.errors import PertDiTError
 from pertdit.help import command_help, wants_help
 
 log = logging.getLogger("pertdit")
-COMMANDS = ("train", "evaluate", "embed", "data", "demo", "predict")
+COMMANDS = ("train", "evaluate", "embed", "data", "demo", "predict", "synth-release")
 HYDRA_COMMANDS = ("train", "embed", "data")  # configured by Hydra overrides (pertdit/conf/train.yaml)
 # For DDP, Lightning starts ranks 1..N-1 by re-running this command line without the command word (they get
 # LOCAL_RANK): this variable tells them which Hydra task their overrides belong to.
@@ -120,11 +120,12 @@ def main(argv: list[str] | None = None) -> int:
               "  train     train and test a model:     pertdit train model=crossdit preset=cpu_quick\n"
               "            resume an interrupted run:  pertdit train --resume RUN_DIR\n"
               "  evaluate  score predictions:          pertdit evaluate PRED.h5ad --out metrics.csv\n"
-              "  embed     precompute drug embeddings: pertdit embed perturbation=text\n"
+              "  embed     precompute drug embeddings: pertdit embed perturbation=text [--download-only|--verify]\n"
               "  data      preprocess and summarise:   pertdit data data=plate\n"
               "  demo      baselines on the bundled plate, as a metrics table\n"
               "  predict   one compound, dose, cell:   "
               "pertdit predict --run DIR --smiles S --dose D --cell-line C\n"
+              "  synth-release  a synthetic GEO release (a test fixture): pertdit synth-release --profiles N --out D\n"
               "`pertdit COMMAND --help` describes each command.",
               file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
@@ -149,6 +150,13 @@ def main(argv: list[str] | None = None) -> int:
             from pertdit.predict import predict_cli
 
             return predict_cli(rest)
+        if command == "synth-release":
+            from pertdit.data.synthetic_release import synth_release_cli
+
+            return synth_release_cli(rest)
+        if command == "embed":  # flags of `pertdit embed`, as config keys
+            flags = {"--download-only": "++embed.download_only=true", "--verify": "++embed.verify=true"}
+            rest = [flags.get(arg, arg) for arg in rest]
         return _hydra_command(command, "train", rest)
     except PertDiTError as exc:
         print(f"pertdit {command}: error: {exc}", file=sys.stderr)

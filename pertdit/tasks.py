@@ -7,6 +7,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from pertdit.data.h5ad_io import write_dataset_h5ad
 from pertdit.data.organs import format_organ_summary, load_cell_organs, organ_summary
 
 
@@ -20,8 +21,7 @@ def data_task(cfg: DictConfig) -> dict:
     column = dm.split.apply(adata)
     report = adata.uns["pertdit"].get("preprocess", {})
     out = Path(cfg.paths.run_dir) / "dataset.h5ad"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    adata.write_h5ad(out)
+    write_dataset_h5ad(adata, out)
     obs = adata.obs
     treated = ~obs["is_control"].to_numpy(bool)
     print(f"dataset: {adata.n_obs} profiles x {adata.n_vars} genes "
@@ -50,12 +50,33 @@ def data_task(cfg: DictConfig) -> dict:
 
 
 def embed_task(cfg: DictConfig) -> dict:
-    """Precompute the drug representation of every (SMILES, dose) pair of the dataset into the cache."""
+    """Precompute the drug representation of every (SMILES, dose) pair of the dataset into the cache.
+
+    `embed.download_only=true` (`pertdit embed --download-only`): only fetch the representation's pre-trained
+    weights into the Hugging Face cache (on a machine that reaches the Hub) and stop. `embed.verify=true`
+    (`--verify`): also checksum an existing cache entry (rebuilt if it changed).
+    """
     from pertdit.perturbation import embed_dataset
 
+    options = cfg.get("embed") or {}
+    representation = instantiate(cfg.perturbation)  # resolves (and, online, downloads) pre-trained weights
+    if options.get("download_only"):
+        weights = {name: str(getattr(representation, attribute)) for name, attribute in
+                   (("encoder", "encoder_path"),) if hasattr(representation, attribute)}
+        describer = getattr(representation, "describer", None)
+        if getattr(describer, "path", None) is not None:
+            weights["captioner"] = str(describer.path)
+        for name, path in weights.items():
+            print(f"{name}: {path}")
+        if not weights:
+            print(f"{representation.name}: no pre-trained weights to download")
+        substitution = getattr(representation, "substitution", None)
+        if substitution:
+            print(f"warning: {substitution['requested']} could not be had: {substitution['reason']}")
+        return {"weights": weights}
     dm = instantiate(cfg.data, split=instantiate(cfg.split), representation=None, _recursive_=False)
-    representation = instantiate(cfg.perturbation)
-    path = embed_dataset(dm.load(), representation, Path(cfg.paths.cache_dir) / "embeddings")
+    path = embed_dataset(dm.load(), representation, Path(cfg.paths.cache_dir) / "embeddings",
+                         verify=bool(options.get("verify", False)))
     print(f"embeddings ({representation.cache_key()}): {path}")
     return {"path": str(path)}
 

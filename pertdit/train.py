@@ -85,7 +85,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True if ckpt_path else None)
         _report_end_of_training(trainer, cfg)
     else:
-        model.fit_statistics(dm.batch_of_rows(dm.rows["train"]))
+        model.fit_statistics(dm)  # the training rows, streamed in chunks
     metrics: dict[str, float] = {k: float(v) for k, v in trainer.callback_metrics.items()}
     written: list[Path] = []
     if cfg.get("test", True):

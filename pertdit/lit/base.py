@@ -121,11 +121,18 @@ class PerturbationModule(L.LightningModule):
                                       provenance=self.provenance)
 
     def write_predictions(self, rows: torch.Tensor, preds: torch.Tensor, path: str | Path, pred=None) -> Path:
-        """Write PRED.h5ad (X = predictions, layers truth/control) for the given dataset rows."""
-        pred = pred if pred is not None else self._prediction_adata(rows, preds)
+        """Write PRED.h5ad (X = predictions, layers truth/control) for the given dataset rows: `pred` when it
+        is already built, else block by block from the (memory-mapped) dataset."""
+        from pertdit.data.h5ad_io import write_quietly
+        from pertdit.lit.predictions import write_prediction_h5ad
+
+        if pred is None:
+            adata = self.trainer.datamodule.adata
+            return write_prediction_h5ad(adata, rows.numpy(), preds.float().numpy(), path,
+                                         relu=self.relu_predictions, provenance=self.provenance)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        pred.write_h5ad(path)
+        write_quietly(pred, path)
         return path
 
     # -- optimisation ---------------------------------------------------------------------------------------

@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
+from anndata.io import read_elem
 from scipy import sparse
 
 from pertdit.errors import DataError
-from pertdit.metrics.measures import GROUPINGS, METRICS, compute_measures
+from pertdit.metrics.accumulate import MeasureAccumulator
+from pertdit.metrics.measures import GROUPINGS, METRICS, _validate, compute_measures
 from pertdit.metrics.replicates import replicate_ceiling, replicate_group_keys, with_replicate_ceiling
 
 PRED_LAYERS: tuple[str, ...] = ("truth", "control")
@@ -41,10 +44,57 @@ def read_prediction(path: str | Path) -> ad.AnnData:
 
 
 def evaluate_h5ad(
-    path: str | Path, relu: bool | None = None, control_reference: str = "paired"
+    path: str | Path, relu: bool | None = None, control_reference: str = "paired", ceiling: bool = True,
+    block_rows: int = 8192,
 ) -> pd.DataFrame:
-    """The measures table of a PRED.h5ad with the replicate ceiling columns (`evaluate_prediction`)."""
-    return evaluate_prediction(read_prediction(path), relu=relu, control_reference=control_reference)
+    """The measures table of a PRED.h5ad; `relu=None` follows `uns["pertdit"]["relu_predictions"]`.
+
+    `ceiling=True`: with the replicate ceiling columns (`evaluate_prediction`; the file is read whole).
+    `ceiling=False`: the 10 measures only, with dense X and layers (what PertDiT writes) read `block_rows`
+    profiles at a time into the measures' running statistics (`pertdit.metrics.accumulate`), so a file of
+    any size is scored in bounded memory (other layouts are read whole).
+    """
+    path = Path(path)
+    if ceiling:
+        return evaluate_prediction(read_prediction(path), relu=relu, control_reference=control_reference)
+    if not path.is_file():
+        raise DataError(f"prediction file {path} does not exist")
+    with h5py.File(path, "r") as handle:
+        parts = [handle.get("X"), *(handle.get(f"layers/{name}") for name in PRED_LAYERS)]
+        if not all(isinstance(part, h5py.Dataset) for part in parts):
+            adata = read_prediction(path)
+            if relu is None:
+                relu = bool(adata.uns.get("pertdit", {}).get("relu_predictions", False))
+            return compute_measures(*_arrays(adata), relu=relu, control_reference=control_reference)
+        obs = read_elem(handle["obs"])
+        uns = read_elem(handle["uns"]) if "uns" in handle else {}
+        missing = [c for c in PRED_OBS if c not in obs.columns]
+        if missing:
+            raise DataError(f"{path}: obs column(s) {missing} missing (a PRED.h5ad needs obs {list(PRED_OBS)}, "
+                            f"has {list(obs.columns)})")
+        if relu is None:
+            relu = bool(uns.get("pertdit", {}).get("relu_predictions", False))
+        pred, truth, control = parts
+        if not pred.shape == truth.shape == control.shape or len(pred.shape) != 2:
+            raise DataError(f"{path}: X {pred.shape}, layers truth {truth.shape} and control {control.shape} must "
+                            "be (profiles, genes) of one shape")
+        accumulator = MeasureAccumulator(relu=relu)
+        cells, drugs = obs["cell_id"].to_numpy(), obs["drug"].to_numpy()
+        doses = obs["dose"].to_numpy(dtype=np.float64)
+        _check_ids(cells, drugs, doses, path)
+        for start in range(0, pred.shape[0], block_rows):
+            block = slice(start, start + block_rows)
+            arrays = _validate(truth[block], pred[block], control[block])
+            accumulator.add(*arrays, cells[block], drugs[block], doses[block])
+    return accumulator.table(control_reference)
+
+
+def _check_ids(cells: np.ndarray, drugs: np.ndarray, doses: np.ndarray, path: Path) -> None:
+    """DataError for missing cell, drug or dose values (as compute_measures reports them)."""
+    for name, values in (("cell_id", cells), ("drug", drugs), ("dose", doses)):
+        missing = int(pd.isna(values).sum())
+        if missing:
+            raise DataError(f"{path}: obs['{name}'] has {missing} missing values; every sample needs a {name}")
 
 
 def evaluate_prediction(
