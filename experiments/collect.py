@@ -12,8 +12,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from pertdit.config import CONFIG_DIR
 from pertdit.data.split_spec import resolved_test_set
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,28 @@ def _model_choice(cfg: DictConfig) -> str:
     return str(model.get("_target_", "unknown")).rsplit(".", 1)[-1].removesuffix("Module").lower()
 
 
+def method_label(name: str) -> str:
+    """The label figures use for a method or model option: `method.name` of its method config
+    (`prnet` -> PRnet, `adadit_text` -> AdaDiT-text); trivial baselines keep their name (control,
+    mean_shift)."""
+    path = CONFIG_DIR / "method" / f"{name}.yaml"
+    if path.is_file():
+        label = (yaml.safe_load(path.read_text()) or {}).get("method", {}).get("name")
+        if label:
+            return str(label)
+    return name
+
+
+def run_size(cfg: DictConfig, choices: dict) -> str:
+    """The size a job ran at: its experiment scale (small, full), else its preset (cpu_quick, gpu_paper),
+    else "default" (the model configs' own sizes)."""
+    scale = OmegaConf.select(cfg, "scale.name", default=None) or choices.get("scale")
+    preset = OmegaConf.select(cfg, "preset_name", default=None) or choices.get("preset")
+    if scale:
+        return str(scale)
+    return str(preset) if preset and preset != "none" else "default"
+
+
 def job_identity(job_dir: Path) -> dict:
     """What a job ran: experiment, method, model, representation, scale, split, fold, seed."""
     cfg = OmegaConf.load(job_dir / "config.yaml")
@@ -74,16 +98,17 @@ def job_identity(job_dir: Path) -> dict:
     method_node = cfg.get("method") or {}
     model = choices.get("model") or _model_choice(cfg)
     method = choices.get("method") or model
+    label = method_node.get("name") or method_label(method)
     pert = cfg.get("perturbation") or {}
     perturbation = choices.get("perturbation") or str(pert.get("_target_", "")).rsplit(".", 1)[-1]
     return {
         "experiment": choices.get("experiment") or cfg.get("task_name"),
         "job": int(job_num) if job_num is not None else job_dir.name,
         "method": method,
-        "label": method_node.get("name") or method,
+        "label": label,
         "model": model,
         "perturbation": perturbation,
-        "scale": OmegaConf.select(cfg, "scale.name", default=None),
+        "scale": run_size(cfg, choices),
         **split_identity(cfg.get("split") or {}),
         "seed": cfg.get("seed"),
         "run_dir": str(job_dir),
@@ -96,7 +121,10 @@ def collect(sweep_dirs: Iterable[Path], out: Path | None = None) -> pd.DataFrame
     for sweep_dir in sweep_dirs:
         finished, unfinished = find_jobs(Path(sweep_dir))
         for job in unfinished:
-            log.warning("job without metrics.csv (failed or still running), left out: %s", job)
+            if (job / "metrics.smoke.csv").is_file():
+                log.info("smoke test (trainer.fast_dev_run), not a result, left out: %s", job)
+            else:
+                log.warning("job without metrics.csv (failed or still running), left out: %s", job)
         for job in finished:
             metrics = pd.read_csv(job / "metrics.csv")
             missing = [c for c in METRIC_COLUMNS if c not in metrics.columns]
@@ -115,7 +143,8 @@ def collect(sweep_dirs: Iterable[Path], out: Path | None = None) -> pd.DataFrame
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.collect", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments.collect", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweeps", nargs="+", type=Path, help="multirun directories (hydra.sweep.dir)")
     parser.add_argument("--out", type=Path, required=True, help="tidy CSV to write")
     args = parser.parse_args(argv)

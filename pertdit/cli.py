@@ -8,10 +8,13 @@ import os
 import sys
 from pathlib import Path
 
+from pertdit.console import configure_console
 from pertdit.errors import PertDiTError
+from pertdit.help import command_help, wants_help
 
 log = logging.getLogger("pertdit")
 COMMANDS = ("train", "evaluate", "embed", "data", "demo", "predict", "synth-release")
+HYDRA_COMMANDS = ("train", "embed", "data")  # configured by Hydra overrides (pertdit/conf/train.yaml)
 # For DDP, Lightning starts ranks 1..N-1 by re-running this command line without the command word (they get
 # LOCAL_RANK): this variable tells them which Hydra task their overrides belong to.
 DDP_TASK_ENV = "PERTDIT_DDP_TASK"
@@ -27,6 +30,7 @@ def _hydra_command(task: str, config_name: str, argv: list[str]) -> int:
 
     @hydra.main(config_path=str(CONFIG_DIR), config_name=config_name, version_base="1.3")
     def _main(cfg):
+        configure_console()  # after Hydra's logging set-up: one handler per line
         try:
             return _run_task(task, cfg)
         except PertDiTError as exc:  # one clear line, not a Hydra traceback
@@ -66,9 +70,42 @@ def _evaluate(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     relu = {"auto": None, "on": True, "off": False}[args.relu]
     table = evaluate_h5ad(args.pred, relu=relu, control_reference=args.control_reference)
-    if args.out:
-        write_metrics_csv(table, args.out)
+    smoke = _is_smoke_prediction(args.pred)
+    if smoke:
+        table = table.assign(smoke_test=True)
     print(format_table(table))
+    if smoke:
+        print(f"note: {args.pred} holds the predictions of a smoke test (trainer.fast_dev_run): not a result")
+    if args.out:
+        path = write_metrics_csv(table, args.out)
+        print(f"written: {path} ({len(table)} measures of {args.pred})")
+    return 0
+
+
+def _is_smoke_prediction(path: Path) -> bool:
+    """True when a PRED.h5ad says it came from `trainer.fast_dev_run`."""
+    import h5py
+
+    with h5py.File(path, "r") as file:
+        flag = file.get("uns/pertdit/smoke_test")
+        return bool(flag[()]) if flag is not None else False
+
+
+def _resume(argv: list[str]) -> int:
+    """`pertdit train --resume RUN_DIR [KEY=VALUE ...]`: continue a run with its own config."""
+    from pertdit.resume import resume_config
+    from pertdit.train import train
+
+    index = argv.index("--resume")
+    if index + 1 >= len(argv):
+        raise PertDiTError("--resume needs the run folder: pertdit train --resume RUN_DIR [KEY=VALUE ...]")
+    run_dir = Path(argv[index + 1])
+    cfg = resume_config(run_dir, argv[:index] + argv[index + 2:])
+    logs = sorted(run_dir.glob("*.log"))  # Hydra's log of the run: the resumed part is appended to it
+    handler = logging.FileHandler(logs[0] if len(logs) == 1 else run_dir / "train.log", mode="a")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    logging.getLogger().addHandler(handler)
+    train(cfg)
     return 0
 
 
@@ -80,19 +117,29 @@ def main(argv: list[str] | None = None) -> int:
         argv = [os.environ[DDP_TASK_ENV], *argv]
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         print(f"usage: pertdit {{{','.join(COMMANDS)}}} [options | hydra overrides]\n"
-              "  train     train and test a model:     pertdit train model=crossdit split=drug_unseen\n"
+              "  train     train and test a model:     pertdit train model=crossdit preset=cpu_quick\n"
+              "            resume an interrupted run:  pertdit train --resume RUN_DIR\n"
               "  evaluate  score predictions:          pertdit evaluate PRED.h5ad --out metrics.csv\n"
               "  embed     precompute drug embeddings: pertdit embed perturbation=text [--download-only|--verify]\n"
               "  data      preprocess and summarise:   pertdit data data=plate\n"
               "  demo      baselines on the bundled plate, as a metrics table\n"
-              "  predict   one compound, dose, cell:   pertdit predict --smiles S --dose D --cell-line C\n"
-              "  synth-release  a synthetic GEO release (a test fixture): pertdit synth-release --profiles N --out D",
+              "  predict   one compound, dose, cell:   "
+              "pertdit predict --run DIR --smiles S --dose D --cell-line C\n"
+              "  synth-release  a synthetic GEO release (a test fixture): pertdit synth-release --profiles N --out D\n"
+              "`pertdit COMMAND --help` describes each command.",
               file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     command, rest = argv[0], argv[1:]
-    if command not in ("train", "embed", "data"):  # Hydra sets up logging for its own tasks
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if command in HYDRA_COMMANDS and wants_help(rest):
+        print(command_help(command))
+        return 0
+    resume = command == "train" and "--resume" in rest
+    if command not in HYDRA_COMMANDS or resume:  # Hydra sets up logging for its own tasks
+        logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    configure_console()
     try:
+        if resume:
+            return _resume(rest)
         if command == "evaluate":
             return _evaluate(rest)
         if command == "demo":

@@ -36,10 +36,18 @@ def shipped_bundle() -> str:
     return str(bundle_path())
 
 
+def shipped_basal() -> str:
+    """Path of the basal profiles (164 cell lines) shipped with the bundle (`l1000_basal.h5ad`)."""
+    from pertdit.data.bundle import BASAL_FILE, SHIPPED_DIR
+
+    return str(SHIPPED_DIR / BASAL_FILE)
+
+
 def register_resolvers() -> None:
-    """Register `${pertdit_data_dir:}`, `${pertdit_cache_dir:}` and `${pertdit_bundle:}` (idempotent)."""
+    """Register `${pertdit_data_dir:}`, `${pertdit_cache_dir:}`, `${pertdit_bundle:}` and `${pertdit_basal:}`
+    (idempotent)."""
     for name, fn in (("pertdit_data_dir", default_data_dir), ("pertdit_cache_dir", default_cache_dir),
-                     ("pertdit_bundle", shipped_bundle)):
+                     ("pertdit_bundle", shipped_bundle), ("pertdit_basal", shipped_basal)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
+import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +13,20 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from pertdit.checkpoints import check_checkpoint, load_checkpoint, resume_checkpoint, safe_loading
+from pertdit.console import configure_console, log_every_n_steps
 from pertdit.metrics import evaluate_h5ad, format_table, write_metrics_csv
+from pertdit.provenance import run_provenance
 
 log = logging.getLogger(__name__)
+
+#: output names of a run; a smoke test (`trainer.fast_dev_run`) writes `*.smoke.*` instead
+OUTPUT_NAMES = {False: ("metrics.csv", "PRED.h5ad"), True: ("metrics.smoke.csv", "PRED.smoke.h5ad")}
+
+
+def is_smoke_test(cfg: DictConfig) -> bool:
+    """True for `trainer.fast_dev_run`: a few batches to check the pipeline, never a result."""
+    return bool(OmegaConf.select(cfg, "trainer.fast_dev_run", default=False))
 
 
 def _instantiate_dict(node: DictConfig | None) -> list[Any]:
@@ -33,48 +47,153 @@ def build_model(cfg: DictConfig, dm, run_dir: Path) -> L.LightningModule:
     relu = cfg.eval.relu
     if relu is None:
         relu = dm.adata.uns["pertdit"].get("transform") == "prnet"
-    prediction_path = str(run_dir / "PRED.h5ad") if cfg.eval.write_predictions else None
+    prediction_name = OUTPUT_NAMES[is_smoke_test(cfg)][1]
+    prediction_path = str(run_dir / prediction_name) if cfg.eval.write_predictions else None
     return instantiate(cfg.model, **dm.dims, relu_predictions=bool(relu),
                        control_reference=cfg.eval.control_reference, prediction_path=prediction_path,
                        _recursive_=False, _convert_="all")
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit (unless the model needs no training), test, write metrics.csv; return the test measures."""
+    """Fit (unless the model needs no training), test, write metrics.csv; return the test measures.
+
+    `cfg.ckpt_path` resumes: a checkpoint file, a run folder (its checkpoints/last.ckpt) or "last".
+    """
+    configure_console()
     L.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    smoke = is_smoke_test(cfg)
+    ckpt_path = resume_checkpoint(cfg.get("ckpt_path"), run_dir)
+    _save_config(cfg, run_dir / "config.yaml")
     dm = build_datamodule(cfg)
     model = build_model(cfg, dm, run_dir)
     loggers = _instantiate_dict(cfg.get("logger"))
+    if ckpt_path:
+        _keep_log_history(loggers, ckpt_path)
     callbacks = [c for c in _instantiate_dict(cfg.get("callbacks"))
                  if loggers or not isinstance(c, L.pytorch.callbacks.LearningRateMonitor)]
-    trainer_kwargs = {}
-    if not model.automatic_optimization and cfg.trainer.get("gradient_clip_val"):
-        log.info("%s optimises manually; Lightning cannot clip its gradients, so trainer.gradient_clip_val=%s "
-                 "is not applied", type(model).__name__, cfg.trainer.gradient_clip_val)
-        trainer_kwargs["gradient_clip_val"] = None
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **trainer_kwargs)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                     **_trainer_adjustments(cfg, model, dm))
+    if smoke:
+        log.info("trainer.fast_dev_run: a smoke test, not a result; outputs are written as %s and %s",
+                 *OUTPUT_NAMES[True])
     if getattr(model, "requires_training", True):
-        trainer.fit(model, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
+        with safe_loading(), warnings.catch_warnings():
+            if ckpt_path:  # resuming writes into the run's own checkpoint folder, on purpose
+                warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+            trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True if ckpt_path else None)
+        _report_end_of_training(trainer, cfg)
     else:
         model.fit_statistics(dm)  # the training rows, streamed in chunks
     metrics: dict[str, float] = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    written: list[Path] = []
     if cfg.get("test", True):
-        best = getattr(trainer.checkpoint_callback, "best_model_path", "") if trainer.checkpoint_callback else ""
-        trainer.test(model, datamodule=dm, ckpt_path=best or None, weights_only=False if best else None)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-        table = model.test_table
-        if table is None and model.prediction_path and Path(model.prediction_path).is_file():
-            # spawned DDP (trainer=ddp_cpu): the test ran in child processes; rank 0 wrote its predictions
-            table = evaluate_h5ad(model.prediction_path, control_reference=cfg.eval.control_reference)
-        if trainer.is_global_zero and table is not None:
-            write_metrics_csv(table, run_dir / "metrics.csv")
-            log.info("test measures (%s, split %s):\n%s", cfg.model._target_.rsplit(".", 1)[-1],
-                     dm.split.name, format_table(table))
+        metrics.update(_test(cfg, trainer, model, dm, run_dir, smoke, written))
     _finish_loggers(trainer)
+    if trainer.is_global_zero:
+        _report_outputs(run_dir, trainer, written)
     return metrics
+
+
+def _test(cfg: DictConfig, trainer: L.Trainer, model, dm, run_dir: Path, smoke: bool,
+          written: list[Path]) -> dict[str, float]:
+    """Test with the best checkpoint (else the final weights); write metrics.csv (metrics.smoke.csv)."""
+    best = _best_checkpoint_path(trainer)
+    model.provenance = run_provenance(cfg, dm.split.name, best or "final weights (no checkpoint)", smoke)
+    with safe_loading():
+        trainer.test(model, datamodule=dm, ckpt_path=str(check_checkpoint(best)) if best else None,
+                     weights_only=True if best else None, verbose=False)  # the table is logged below
+    table = model.test_table
+    if table is None and model.prediction_path and Path(model.prediction_path).is_file():
+        # spawned DDP (trainer=ddp_cpu): the test ran in child processes; rank 0 wrote its predictions
+        table = evaluate_h5ad(model.prediction_path, control_reference=cfg.eval.control_reference)
+    if trainer.is_global_zero and table is not None:
+        metrics_name = OUTPUT_NAMES[smoke][0]
+        if smoke:
+            table = table.assign(smoke_test=True)
+        written.append(write_metrics_csv(table, run_dir / metrics_name))
+        log.info("test measures (%s, split %s%s):\n%s", cfg.model._target_.rsplit(".", 1)[-1],
+                 dm.split.name, ", smoke test" if smoke else "", format_table(table))
+    if model.prediction_path and Path(model.prediction_path).is_file():
+        written.append(Path(model.prediction_path))
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+
+def _save_config(cfg: DictConfig, path: Path) -> None:
+    """The resolved config, written to a temporary file and renamed (never half-written)."""
+    tmp = path.with_suffix(".yaml.tmp")
+    OmegaConf.save(cfg, tmp, resolve=True)
+    os.replace(tmp, path)
+
+
+def _keep_log_history(loggers: list[Any], ckpt_path: str) -> None:
+    """Resuming: keep the loggers' history up to the checkpoint's epoch (rows after it are logged again)."""
+    epoch = int(load_checkpoint(ckpt_path).get("epoch", -1))
+    log.info("resuming from %s (after epoch %d)", ckpt_path, epoch)
+    for logger in loggers:
+        keep = getattr(logger, "keep_history", None)
+        if keep:
+            keep(epoch)
+
+
+def _trainer_adjustments(cfg: DictConfig, model, dm) -> dict[str, Any]:
+    """Trainer arguments that depend on the model and the data, each said in the log when it applies."""
+    kwargs: dict[str, Any] = {}
+    if not model.automatic_optimization and cfg.trainer.get("gradient_clip_val"):
+        log.info("%s optimises manually; Lightning cannot clip its gradients, so trainer.gradient_clip_val=%s "
+                 "is not applied", type(model).__name__, cfg.trainer.gradient_clip_val)
+        kwargs["gradient_clip_val"] = None
+    configured = int(cfg.trainer.get("log_every_n_steps") or 50)
+    batches = _train_batches_per_epoch(cfg, dm)
+    interval = log_every_n_steps(configured, batches)
+    if interval != configured:
+        log.info("an epoch has %d training batches: logging every %d steps (trainer.log_every_n_steps=%d)",
+                 batches, interval, configured)
+        kwargs["log_every_n_steps"] = interval
+    return kwargs
+
+
+def _train_batches_per_epoch(cfg: DictConfig, dm) -> int:
+    """Training batches per epoch, as Lightning counts them (limit_train_batches: a count or a fraction)."""
+    per_device = math.ceil(len(dm.rows["train"]) / max(1, int(dm.batch_size)))
+    limit = cfg.trainer.get("limit_train_batches")
+    if limit is None:
+        return per_device
+    if isinstance(limit, float) and limit <= 1.0:
+        return max(1, int(per_device * limit))
+    return min(per_device, int(limit))
+
+
+def _best_checkpoint_path(trainer: L.Trainer) -> str:
+    """The best-by-validation checkpoint of the fit ("" if none): the monitored ModelCheckpoint's."""
+    for callback in trainer.checkpoint_callbacks:
+        if getattr(callback, "monitor", None) and getattr(callback, "best_model_path", ""):
+            return callback.best_model_path
+    return ""
+
+
+def _report_end_of_training(trainer: L.Trainer, cfg: DictConfig) -> None:
+    """One line on why the fit ended when it was not early stopping (which reports itself)."""
+    if trainer.fast_dev_run or not trainer.is_global_zero:
+        return
+    stopped_early = any(getattr(c, "stopped_epoch", 0) for c in trainer.early_stopping_callbacks)
+    if not stopped_early:
+        log.info("training ended after epoch %d of trainer.max_epochs=%s (%d optimiser steps)",
+                 trainer.current_epoch - 1, cfg.trainer.get("max_epochs"), trainer.global_step)
+
+
+def _report_outputs(run_dir: Path, trainer: L.Trainer, written: list[Path]) -> None:
+    """The run folder and the files a user opens next, one per line."""
+    lines = [f"run directory: {run_dir.resolve()}"]
+    lines += [f"  {p.name}: {p.resolve()}" for p in written]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        lines.append(f"  last checkpoint (resume with `pertdit train --resume {run_dir}`): {last.resolve()}")
+    best = _best_checkpoint_path(trainer)
+    if best:
+        lines.append(f"  best checkpoint: {Path(best).resolve()}")
+    log.info("outputs:\n%s", "\n".join(lines))
 
 
 def _finish_loggers(trainer: L.Trainer) -> None:

@@ -32,6 +32,7 @@ def test_train_then_evaluate(tmp_path, data_dir):
     result = run_cli(["evaluate", str(run_dir / "PRED.h5ad"), "--out", str(out)], tmp_path, data_dir)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "pcc_lnfc" in result.stdout
+    assert f"written: {out} (10 measures of {run_dir / 'PRED.h5ad'})" in result.stdout
     pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(run_dir / "metrics.csv"), rtol=1e-6)
 
 
@@ -60,4 +61,6 @@ def test_default_size_fast_dev_run_contract(tmp_path, data_dir):
     result = run_cli(["train", "model=crossdit", "trainer.fast_dev_run=true", "logger=[]",
                       f"hydra.run.dir={tmp_path / 'run'}", "trainer.enable_progress_bar=false"], tmp_path, data_dir)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "test/pcc_lnfc/per_sample" in result.stdout
+    assert "smoke test" in result.stdout and "per_sample" in result.stdout
+    assert (tmp_path / "run" / "metrics.smoke.csv").is_file()
+    assert not (tmp_path / "run" / "metrics.csv").exists()

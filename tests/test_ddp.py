@@ -79,8 +79,8 @@ def test_a_diffusion_model_trains_and_tests_under_ddp_launched_by_the_command_li
     done = subprocess.run([sys.executable, "-m", "pertdit.cli", "train", "model=crossdit", *quick,
                            "split=random_fold", "trainer=ddp_cpu", "trainer.strategy.start_method=popen",
                            "trainer.max_epochs=1", "trainer.limit_train_batches=2",
-                           "+trainer.num_sanity_val_steps=0", "callbacks=default",
-                           "~callbacks.early_stopping", "~callbacks.lr_monitor", "logger=[]",
+                           "+trainer.num_sanity_val_steps=0", "callbacks=default",  # the preset: no early stopping
+                           "~callbacks.lr_monitor", "logger=[]",
                            "data.eval_batch_size=16", f"paths.run_dir={run_dir}", f"hydra.run.dir={run_dir}"],
                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=280)
     assert done.returncode == 0, done.stderr[-3000:]

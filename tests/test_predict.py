@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 
 from pertdit.cli import main
-from pertdit.demo import QUICK_MODEL, run_config
+from pertdit.demo import run_config
 from pertdit.errors import DataError, RepresentationError
 from pertdit.predict import gene_table, load_run, predict
+from tests.helpers import TINY_BACKBONE
 
 ASPIRIN = "CC(=O)Oc1ccccc1C(=O)O"  # not on the plate: an unseen compound
 
@@ -34,12 +35,11 @@ def cache_env(data_dir, tmp_path_factory):
 def run_dir(cache_env, tmp_path_factory) -> Path:
     """A crossdit run (config.yaml, checkpoints/ with best and last) trained for 3 steps."""
     path = tmp_path_factory.mktemp("crossdit")
-    replaced = ("callbacks=", "trainer.max_epochs=", "trainer.limit_val_batches=")
-    quick = [o for o in QUICK_MODEL if not o.startswith(replaced)]
-    run_config(["model=crossdit", "logger=[]", *quick, "trainer.max_epochs=1", "diffusion=ddim",
-                "trainer.limit_train_batches=3",
-                "trainer.enable_model_summary=false", "callbacks=default", "~callbacks.early_stopping",
-                "~callbacks.lr_monitor"], path)
+    run_config(["model=crossdit", "logger=[]", *TINY_BACKBONE, "model.warmup_steps=2", "trainer.max_epochs=1",
+                "diffusion=ddim", "diffusion.sampling_steps=5", "trainer.limit_train_batches=3",
+                "trainer.limit_val_batches=1", "trainer.enable_model_summary=false",
+                "trainer.enable_progress_bar=false", "~callbacks.early_stopping", "~callbacks.lr_monitor"],
+               path)
     return path
 
 
@@ -85,6 +85,74 @@ def test_the_command_writes_samples_and_a_gene_table(run, run_dir, tmp_path):
     # printed top up gene = rank 1 of the table
     top_line = done.stdout.split("top 5 up-regulated genes")[1].splitlines()[1]
     assert top_line.split()[0] == table["rank"].idxmin()
+    assert "control: the mean of the 26 vehicle controls of A375 in the training data" in done.stdout
+
+
+def test_the_command_draws_the_top_genes_with_their_spread(run, run_dir, tmp_path):
+    from matplotlib.image import imread
+
+    out = tmp_path / "pred.h5ad"
+    done = _pertdit("--run", str(run_dir), "--smiles", ASPIRIN, "--dose", "10", "--cell-line", "A375",
+                    "--samples", "4", "--out", str(out), "--top", "6")
+    assert done.returncode == 0, done.stderr
+    png = out.with_suffix(".png")
+    assert f"{png} (top 6 up/down genes, samples' spread)" in done.stdout
+    height, width, _ = imread(png).shape
+    assert width > height > 200
+
+
+def test_a_prediction_records_its_provenance_and_its_control(run):
+    meta = predict(run, ASPIRIN, 1.0, "A375", n_samples=2).uns["pertdit"]
+    assert meta["model"] == "DiffusionModule" and meta["checkpoint"] == str(run.checkpoint)
+    assert meta["control_source"] == "training_controls" and len(meta["config_hash"]) == 16
+    assert {"split", "training_seed", "pertdit_version", "date", "representation"} <= set(meta)
+
+
+def _basal_raw(data_dir: Path, cell_line: str) -> pd.Series:
+    """The basal profile of a cell line, read with pandas alone, indexed by Entrez id."""
+    table = pd.read_csv(data_dir / "l1000_basal_165cells_level3_n165x978.gct", sep="\t", skiprows=2)
+    table = table[pd.to_numeric(table["pr_gene_id"], errors="coerce").notna()]  # rows below the column fields
+    return pd.Series(table[cell_line].astype(float).to_numpy(),
+                     index=table["pr_gene_id"].astype(int).to_numpy())
+
+
+def test_an_unseen_cell_line_takes_its_basal_profile_through_the_training_transform(run, data_dir):
+    """MCF7 is not on the A375 plate: its basal profile, clipped, scaled to the training data's median total
+    and log1p-transformed (computed here with numpy from the raw plate), is the control."""
+    adata = run.datamodule.adata
+    assert "MCF7" not in set(adata.obs["cell_id"])
+    pred = predict(run, ASPIRIN, 10.0, "MCF7", n_samples=2, seed=0)
+    assert pred.uns["pertdit"]["control_source"] == "basal"
+    assert "basal profile of MCF7" in pred.uns["pertdit"]["control"]
+    plate = pd.read_csv(data_dir / "l1000_LJP005_A375_24H_level3_n377x978.gct", sep="\t", skiprows=2,
+                        index_col=0)
+    plate = plate[pd.to_numeric(plate["pr_gene_id"], errors="coerce").notna()]  # gene rows, not column fields
+    raw_plate = plate[adata.obs_names].astype(float).to_numpy()
+    target = np.median(np.clip(raw_plate, 0, 1e3).sum(axis=0))  # the training profiles' median total
+    basal = _basal_raw(data_dir, "MCF7").loc[adata.var["entrez_id"].astype(int).to_numpy()].to_numpy()
+    expected = np.log1p(np.clip(basal, 0, 1e3) * target / np.clip(basal, 0, 1e3).sum())
+    np.testing.assert_allclose(pred.var["control"], expected, rtol=1e-5)
+    # the same route puts A375's basal profile on the scale of the plate's A375 vehicle controls
+    a375 = _basal_raw(data_dir, "A375").loc[adata.var["entrez_id"].astype(int).to_numpy()].to_numpy()
+    a375 = np.log1p(np.clip(a375, 0, 1e3) * target / np.clip(a375, 0, 1e3).sum())
+    assert np.corrcoef(a375, _vehicle_mean(run))[0, 1] > 0.9
+
+
+def test_a_raw_control_file_goes_through_the_dataset_transform(run, tmp_path, data_dir):
+    adata = run.datamodule.adata
+    raw = _basal_raw(data_dir, "PC3").loc[adata.var["entrez_id"].astype(int).to_numpy()].to_numpy()
+    path = tmp_path / "pc3_raw.csv"
+    pd.DataFrame({"gene": run.datamodule.genes, "value": raw}).to_csv(path, index=False)
+    from_file = predict(run, ASPIRIN, 1.0, "PC3", control_file=path, control_scale="raw", n_samples=1)
+    from_basal = predict(run, ASPIRIN, 1.0, "PC3", n_samples=1)
+    np.testing.assert_allclose(from_file.var["control"], from_basal.var["control"], rtol=1e-6)
+    assert from_file.uns["pertdit"]["control_source"] == "user"
+
+
+def test_a_model_with_cell_line_embeddings_refuses_an_unseen_cell_line(run, monkeypatch):
+    monkeypatch.setattr(run.model, "uses_cell_identity", True)
+    with pytest.raises(DataError, match="has none for 'MCF7'"):
+        predict(run, ASPIRIN, 1.0, "MCF7", n_samples=1)
 
 
 def test_samples_are_reproducible_under_a_seed(run):
@@ -122,9 +190,10 @@ def test_a_control_file_replaces_the_vehicle_mean(run, tmp_path):
 
 def test_errors_name_the_cell_line_smiles_and_dose(run, run_dir, capsys):
     base = ["predict", "--run", str(run_dir), "--smiles", ASPIRIN]
-    assert main([*base, "--dose", "1", "--cell-line", "HELA"]) == 1
+    assert main([*base, "--dose", "1", "--cell-line", "NOT_A_CELL"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "unknown cell line 'HELA'" in err[0] and "A375" in err[0]
+    assert len(err) == 1 and "unknown cell line 'NOT_A_CELL'" in err[0] and "A375" in err[0]
+    assert "l1000_basal.h5ad" in err[0] and "--control FILE" in err[0]
     assert main([*base, "--dose", "0", "--cell-line", "A375"]) == 1
     assert "dose must be a number > 0" in capsys.readouterr().err
     with pytest.raises(RepresentationError, match="invalid SMILES 'C1CC\\('"):

@@ -25,7 +25,7 @@ def test_fast_dev_run_every_backbone(model, tmp_path, cache, data_dir):
                         data_dir)
     metrics = train(cfg)
     assert np.isfinite(metrics["test/mse"])
-    table = pd.read_csv(tmp_path / "metrics.csv")
+    table = pd.read_csv(tmp_path / "metrics.smoke.csv")  # a smoke test, marked as one
     assert len(table) == 10 and set(table["grouping"]) >= {"per_sample", "drug"}
 
 
@@ -92,7 +92,7 @@ def _fit(cfg, ckpt_path=None, callbacks=()):
     dm = build_datamodule(cfg)
     model = build_model(cfg, dm, __import__("pathlib").Path(cfg.paths.run_dir))
     trainer = instantiate(cfg.trainer, callbacks=list(callbacks), logger=False)
-    trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
+    trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True if ckpt_path else None)
     return model, trainer, dm
 
 

@@ -106,8 +106,9 @@ class PertDataModule(L.LightningDataModule):
                  cache_dir: str | None = None, batch_size: int = 64, eval_batch_size: int | None = None,
                  num_workers: int = 0, shuffle_seed: int = 0, sources: Sequence[str] | None = None,
                  times: Sequence[float] | None = None, val_max_rows: int | None = None,
-                 geo: dict | None = None) -> None:
+                 geo: dict | None = None, basal: str | None = None) -> None:
         super().__init__()
+        self.basal = basal  # basal (control) profiles per cell line, for `pertdit predict` on unseen cell lines
         self.source = {"expression": expression, "compounds": compounds, "inst_info": inst_info,
                        "pert_info": pert_info, "geo": geo}
         config = preprocess if isinstance(preprocess, PreprocessConfig) else PreprocessConfig(
@@ -126,6 +127,7 @@ class PertDataModule(L.LightningDataModule):
         self.adata: ad.AnnData | None = None
         self._loaded: ad.AnnData | None = None
         self.rows: dict[str, np.ndarray] = {}
+        self._features = None  # the drug features, embedded (or read from the cache) once
 
     # -- building ------------------------------------------------------------------------------------------
     def load(self) -> ad.AnnData:
@@ -180,8 +182,10 @@ class PertDataModule(L.LightningDataModule):
         from pertdit.perturbation import embed_conditions
 
         cache = Path(self.cache_dir) / "embeddings" if self.cache_dir else None
-        features = embed_conditions(self.representation, list(pairs["smiles"]), list(pairs["dose"].astype(float)),
-                                    cache)
+        if self._features is None:  # once per data module, not at each prepare_data / setup
+            self._features = embed_conditions(self.representation, list(pairs["smiles"]),
+                                              list(pairs["dose"].astype(float)), cache)
+        features = self._features
         index = np.zeros(adata.n_obs, dtype=np.int64)  # controls are never served; row 0 is a placeholder
         index[treated] = features.lookup(list(adata.obs.loc[treated, "smiles"]),
                                          list(adata.obs.loc[treated, "dose"].astype(float)))
@@ -211,7 +215,10 @@ class PertDataModule(L.LightningDataModule):
         sampler = EpochSeededSampler(len(dataset), self.shuffle_seed) if shuffle else None
         return DataLoader(dataset, batch_size=self.batch_size if shuffle else self.eval_batch_size,
                           sampler=sampler, collate_fn=self.assembler, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+                          persistent_workers=self.num_workers > 0,
+                          # its own generator: starting an epoch does not draw from the global RNG, so a
+                          # resumed run's random draws match an uninterrupted one's (pertdit.callbacks.ExactResume)
+                          generator=torch.Generator().manual_seed(self.shuffle_seed))
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -22,7 +22,7 @@ from pertdit.data.preprocess import PreprocessConfig, preprocess
 from pertdit.errors import DataError
 
 log = logging.getLogger(__name__)
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # 4: uns records the transform's target total (pertdit predict on basal profiles)
 GEO_CACHE_VERSION = 2
 
 

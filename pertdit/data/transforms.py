@@ -45,11 +45,34 @@ def scale_log1p(clipped: np.ndarray, totals: np.ndarray, target: float) -> np.nd
     return np.log1p(clipped * scale).astype(np.float32)
 
 
-def prnet_transform(X: np.ndarray, clip_max: float = CLIP_MAX) -> np.ndarray:
-    """The authors' Level-3 transform: clip to [0, clip_max], scale rows to the median total, natural log1p."""
+def prnet_target_sum(X: np.ndarray, clip_max: float = CLIP_MAX) -> float:
+    """The total every row is scaled to by `prnet_transform`: the median row total after clipping."""
+    return median_total(profile_totals(clip_profiles(X, clip_max)))
+
+
+def prnet_transform(X: np.ndarray, clip_max: float = CLIP_MAX, target_sum: float | None = None) -> np.ndarray:
+    """The authors' Level-3 transform: clip to [0, clip_max], scale rows to the median total (or to
+    `target_sum`, the training data's, for new profiles), natural log1p."""
     clipped = clip_profiles(X, clip_max)
     totals = profile_totals(clipped)
-    return scale_log1p(clipped, totals, median_total(totals))
+    return scale_log1p(clipped, totals, median_total(totals) if target_sum is None else float(target_sum))
+
+
+def transform_like(X: np.ndarray, meta: dict) -> np.ndarray:
+    """New raw profiles (n, G) through the transform a dataset had (`meta` = its `uns["pertdit"]`), with the
+    dataset's own parameters, so they are on the scale of its profiles."""
+    transform = meta.get("transform", "none")
+    if transform in (None, "none"):
+        return np.asarray(X, dtype=np.float32)
+    if transform == "prnet":
+        if "transform_target_sum" not in meta:
+            raise DataError("the dataset does not record its transform's target total (uns['pertdit']"
+                            "['transform_target_sum']), so a raw profile cannot be put on its scale: a cache "
+                            "entry made before it was recorded (delete it under paths.cache_dir/datasets), or "
+                            "the streamed GEO path, which does not record it yet; give --control on the "
+                            "model's scale instead")
+        return prnet_transform(X, target_sum=float(meta["transform_target_sum"]))
+    raise DataError(f"unknown transform {transform!r} recorded in the dataset; choose one of {TRANSFORMS}")
 
 
 def apply_transform(adata: ad.AnnData, transform: str) -> ad.AnnData:
@@ -62,7 +85,8 @@ def apply_transform(adata: ad.AnnData, transform: str) -> ad.AnnData:
         raise DataError(f"this AnnData was already transformed with {done!r}; refusing to apply {transform!r} "
                         "again (use transform=none)")
     if transform == "prnet":
-        adata.X = prnet_transform(adata.X)
+        meta["transform_target_sum"] = prnet_target_sum(adata.X)  # so new profiles can be put on this scale
+        adata.X = prnet_transform(adata.X, target_sum=meta["transform_target_sum"])
     else:
         adata.X = np.asarray(adata.X, dtype=np.float32)
     meta["transform"] = done if (done and transform == "none") else transform

@@ -21,6 +21,9 @@ Batch = dict[str, torch.Tensor]
 class PerturbationModule(L.LightningModule):
     """Base class: evaluation with the 10 measures, prediction writing, shared optimiser plumbing."""
 
+    #: True for models with a learned embedding per training cell line: they cannot predict another one
+    uses_cell_identity: bool = False
+
     def __init__(
         self,
         relu_predictions: bool = False,
@@ -35,6 +38,7 @@ class PerturbationModule(L.LightningModule):
         self._test_rows: list[torch.Tensor] = []
         self._test_preds: list[torch.Tensor] = []
         self.test_table = None
+        self.provenance: dict | None = None  # set by train(): written into the PRED.h5ad's uns["pertdit"]
 
     # -- what a model must provide -------------------------------------------------------------------------
     def predict_batch(self, batch: Batch) -> torch.Tensor:
@@ -113,7 +117,8 @@ class PerturbationModule(L.LightningModule):
         from pertdit.lit.predictions import build_prediction_adata
 
         adata = self.trainer.datamodule.adata
-        return build_prediction_adata(adata, rows.numpy(), preds.float().numpy(), relu=self.relu_predictions)
+        return build_prediction_adata(adata, rows.numpy(), preds.float().numpy(), relu=self.relu_predictions,
+                                      provenance=self.provenance)
 
     def write_predictions(self, rows: torch.Tensor, preds: torch.Tensor, path: str | Path, pred=None) -> Path:
         """Write PRED.h5ad (X = predictions, layers truth/control) for the given dataset rows: `pred` when it
@@ -124,7 +129,7 @@ class PerturbationModule(L.LightningModule):
         if pred is None:
             adata = self.trainer.datamodule.adata
             return write_prediction_h5ad(adata, rows.numpy(), preds.float().numpy(), path,
-                                         relu=self.relu_predictions)
+                                         relu=self.relu_predictions, provenance=self.provenance)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_quietly(pred, path)

@@ -123,6 +123,8 @@ class ChemCPAModule(PerturbationModule):
     Prediction is counterfactual: encode c_pre, add the batch's drug/dose/cell embeddings, decode (the mean).
     """
 
+    uses_cell_identity = True  # a learned embedding per training cell line
+
     def __init__(
         self,
         n_genes: int,

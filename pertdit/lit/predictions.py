@@ -23,10 +23,13 @@ def prediction_obs(dataset: ad.AnnData, rows: np.ndarray) -> pd.DataFrame:
     return obs
 
 
-def prediction_uns(rows: np.ndarray, relu: bool, dataset: ad.AnnData | None = None) -> dict:
-    """uns of the PRED file: whether predictions are ReLU'd before scoring, the dataset rows, and the drug
-    representation that produced the conditions (with any substitution it made), when the dataset records it."""
-    meta = {"relu_predictions": bool(relu), "rows": np.asarray(rows, dtype=np.int64)}
+def prediction_uns(rows: np.ndarray, relu: bool, dataset: ad.AnnData | None = None,
+                   provenance: dict | None = None) -> dict:
+    """uns of the PRED file: the run's `provenance` (model, split, seed, checkpoint, config hash, package
+    version, date, smoke_test: `pertdit.provenance.run_provenance`), whether predictions are ReLU'd before
+    scoring, the dataset rows, and the drug representation that produced the conditions (with any
+    substitution it made), when the dataset records it."""
+    meta = {**(provenance or {}), "relu_predictions": bool(relu), "rows": np.asarray(rows, dtype=np.int64)}
     representation = {} if dataset is None else dataset.uns.get("pertdit", {}).get("representation")
     if representation:
         meta["representation"] = dict(representation)
@@ -34,8 +37,9 @@ def prediction_uns(rows: np.ndarray, relu: bool, dataset: ad.AnnData | None = No
 
 
 def build_prediction_adata(dataset: ad.AnnData, rows: np.ndarray, preds: np.ndarray,
-                           relu: bool = False) -> ad.AnnData:
-    """PRED AnnData: X = predictions (n, G), layers truth/control from the dataset rows, obs of those rows."""
+                           relu: bool = False, provenance: dict | None = None) -> ad.AnnData:
+    """PRED AnnData: X = predictions (n, G), layers truth/control from the dataset rows, obs of those rows,
+    uns of `prediction_uns` (with the run's `provenance`)."""
     rows = np.asarray(rows, dtype=np.int64)
     truth = np.asarray(dataset.X[rows], dtype=np.float32)
     control_rows = dataset.obs["paired_control_index"].to_numpy()[rows]
@@ -44,12 +48,13 @@ def build_prediction_adata(dataset: ad.AnnData, rows: np.ndarray, preds: np.ndar
                       var=dataset.var.copy())
     pred.layers["truth"] = truth
     pred.layers["control"] = control
-    pred.uns.update(prediction_uns(rows, relu, dataset))
+    pred.uns.update(prediction_uns(rows, relu, dataset, provenance))
     return pred
 
 
 def write_prediction_h5ad(dataset: ad.AnnData, rows: np.ndarray, preds: np.ndarray, path: str | Path,
-                          relu: bool = False, block_rows: int = BLOCK_ROWS) -> Path:
+                          relu: bool = False, block_rows: int = BLOCK_ROWS,
+                          provenance: dict | None = None) -> Path:
     """Write the PRED.h5ad of `build_prediction_adata` block by block: truth and control profiles are read
     from the dataset (memory-mapped at full size) and written `block_rows` at a time, so only the predictions
     are ever held whole. Atomic: the file appears only when complete."""
@@ -58,7 +63,7 @@ def write_prediction_h5ad(dataset: ad.AnnData, rows: np.ndarray, preds: np.ndarr
     rows = np.asarray(rows, dtype=np.int64)
     control_rows = dataset.obs["paired_control_index"].to_numpy()[rows]
     with DenseH5adWriter(path, prediction_obs(dataset, rows), dataset.var.copy(),
-                         prediction_uns(rows, relu, dataset)) as writer:
+                         prediction_uns(rows, relu, dataset, provenance)) as writer:
         truth, control = writer.add_layer("truth"), writer.add_layer("control")
         for start in range(0, len(rows), block_rows):
             block = slice(start, start + block_rows)
