@@ -10,7 +10,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pertdit.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, backbone_eps_fn, sample_drop_mask
+from pertdit.diffusion import (
+    DDIMSampler,
+    NoiseSchedule,
+    Sampler,
+    backbone_eps_fn,
+    make_sampler,
+    sample_drop_mask,
+)
 from pertdit.lit.base import Batch, PerturbationModule
 from pertdit.lit.schedules import warmup_cosine
 
@@ -23,10 +30,11 @@ def training_seed(seed: int, step: int, rank: int) -> int:
 
 
 class DiffusionModule(PerturbationModule):
-    """eps(x_t, t | c_pre, c_pert) training with MSE; predictions by DDPM or DDIM sampling (optionally EMA)."""
+    """eps(x_t, t | c_pre, c_pert) training with MSE; predictions by a configured sampler (optionally with EMA weights)."""
 
     def __init__(self, backbone: dict, n_genes: int, d_pert: int, n_drugs: int = 0, n_cells: int = 0,
                  schedule: dict | None = None, sampler: str = "ddpm", sampling_steps: int = 50, eta: float = 0.0,
+                 spacing: str = "linspace", solver_order: int = 2,
                  cfg_drop_prob: float = 0.0, guidance_scale: float = 1.0, ema_decay: float | None = 0.999,
                  lr: float = 1e-3, weight_decay: float = 1e-2, warmup_steps: int = 5000,
                  warmup_start_factor: float = 0.5, min_lr_factor: float = 0.05, cosine_steps: int | None = None,
@@ -115,16 +123,13 @@ class DiffusionModule(PerturbationModule):
         """True under `trainer.fast_dev_run`: sampling shrinks to `smoke_sampling_steps` DDIM steps, 1 sample."""
         return self._trainer is not None and bool(self.trainer.fast_dev_run)
 
-    def sampler(self):
+    def sampler(self) -> Sampler:
         """The configured sampler; under `fast_dev_run` (a smoke test) DDIM with `smoke_sampling_steps`."""
         if self.smoke_test:
             return DDIMSampler(self.schedule, num_steps=self.hparams.smoke_sampling_steps)
-        samplers = {"ddpm": lambda: DDPMSampler(self.schedule),
-                    "ddim": lambda: DDIMSampler(self.schedule, num_steps=self.hparams.sampling_steps,
-                                                eta=self.hparams.eta)}
-        if self.hparams.sampler not in samplers:
-            raise ValueError(f"unknown sampler {self.hparams.sampler!r}; choose one of {list(samplers)}")
-        return samplers[self.hparams.sampler]()
+        hp = self.hparams
+        return make_sampler(hp.sampler, self.schedule, num_steps=hp.sampling_steps, eta=hp.eta,
+                            spacing=hp.spacing, order=hp.solver_order)
 
     @torch.no_grad()
     def sample(self, batch: Batch, generator: torch.Generator | None = None, use_ema: bool = True) -> torch.Tensor:
