@@ -31,17 +31,27 @@ def drug_vector(batch: Batch) -> torch.Tensor:
     return (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
+NLL_MIN_VARIANCE = 1e-6  # torch.nn.GaussianNLLLoss's eps, which PRnet's and ChemCPA's code use
+
+
 def gaussian_nll(mean: torch.Tensor, var: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over all entries of -log N(target; mean, var), constant included: (B, G) x 3 -> scalar."""
+    """Mean over all entries of -log N(target; mean, var), constant included: (B, G) x 3 -> scalar.
+
+    The variance is clamped at 1e-6 as in `torch.nn.GaussianNLLLoss` (which the published code uses; it
+    leaves out the constant 0.5 log 2 pi, which changes no gradient).
+    """
+    var = var.clamp(min=NLL_MIN_VARIANCE)
     return 0.5 * (math.log(2 * math.pi) + torch.log(var) + (target - mean) ** 2 / var).mean()
 
 
 class PRnetModule(PerturbationModule):
-    """PRnet trained with Gaussian NLL + `mse_weight` x MSE of the mean; Adam + ReduceLROnPlateau on val/mse.
+    """PRnet trained with Gaussian NLL (+ `mse_weight` x MSE of the mean, 0 as published); Adam +
+    ReduceLROnPlateau on val/mse.
 
-    `predict_mode`: "mean" returns the decoder mean with the decoder noise at its mean (zero); "sample"
-    draws the decoder noise and a Gaussian sample N(mean, var) from a generator seeded with `sample_seed`,
-    so evaluating the same batch twice gives the same answer.
+    `predict_mode`: "sample" (as PRnet's test code) draws the decoder noise and a Gaussian sample from
+    N(clamp(mean, 1e-3, 1e3), clamp(sd, 1e-3, 1e3)^2), from a generator seeded with `sample_seed` and the
+    batch's first row, so evaluating the same batch twice gives the same answer; "mean" returns the decoder
+    mean with the decoder noise at its mean (zero).
     """
 
     def __init__(
@@ -59,13 +69,13 @@ class PRnetModule(PerturbationModule):
         dropout: float = 0.05,
         leaky_slope: float = 0.3,
         relu_mean: bool = True,
-        min_variance: float = 1e-4,
-        mse_weight: float = 1.0,
+        min_variance: float = 0.0,
+        mse_weight: float = 0.0,
         lr: float = 1e-3,
-        weight_decay: float = 0.0,
+        weight_decay: float = 1e-8,
         lr_factor: float = 0.5,
         lr_patience: int = 10,
-        predict_mode: str = "mean",
+        predict_mode: str = "sample",
         sample_seed: int = 0,
         **base_kwargs: Any,
     ) -> None:
@@ -97,11 +107,12 @@ class PRnetModule(PerturbationModule):
         if self.hparams.predict_mode == "mean":
             mean, _ = self.model(c_pre, drug_vector(batch))
             return mean
-        generator = torch.Generator(device=c_pre.device).manual_seed(self.hparams.sample_seed)
+        seed = self.hparams.sample_seed + (int(batch["row"][0]) if "row" in batch else 0)
+        generator = torch.Generator(device=c_pre.device).manual_seed(seed)
         noise = self.model.make_noise(c_pre.shape[0], c_pre, generator=generator)
         mean, var = self.model(c_pre, drug_vector(batch), noise=noise)
         eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return mean + var.sqrt() * eps
+        return mean.clamp(1e-3, 1e3) + var.sqrt().clamp(1e-3, 1e3) * eps
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr,

@@ -172,12 +172,20 @@ def test_prnet_predictions_are_deterministic_in_eval(predict_mode):
     torch.testing.assert_close(predict(module, batch), predict(module, batch))
 
 
-def test_prnet_sample_mode_adds_gaussian_noise_to_the_mean():
+def test_prnet_samples_by_default_as_its_test_code_does():
     batch = synthetic_batch(8)
-    mean_module = make_module("prnet")
-    sample_module = make_module("prnet", predict_mode="sample")
-    sample_module.load_state_dict(mean_module.state_dict())
-    assert not torch.allclose(predict(mean_module, batch), predict(sample_module, batch))
+    sample_module = make_module("prnet")
+    assert sample_module.hparams.predict_mode == "sample"
+    mean_module = make_module("prnet", predict_mode="mean")
+    mean_module.load_state_dict(sample_module.state_dict())
+    sample = predict(sample_module, batch)
+    assert not torch.allclose(predict(mean_module, batch), sample)
+    assert torch.isfinite(sample).all()
+    # mean and sd are clamped to [1e-3, 1e3] before sampling: a negative mean with zero variance gives ~1e-3
+    sample_module.model.forward = lambda c_pre, drug, noise=None: (torch.full_like(c_pre, -5.0),
+                                                                    torch.zeros_like(c_pre))
+    clamped = predict(sample_module, batch)
+    assert ((clamped - 1e-3).abs() < 6e-3).all() and clamped.std() > 0
 
 
 def test_prnet_rejects_an_unknown_predict_mode():
