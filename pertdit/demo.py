@@ -14,7 +14,7 @@ from pertdit.metrics import format_table
 # A CPU-sized diffusion model: d_model 32, one layer, ~400 optimiser steps on the plate, DDPM-50 sampling
 # (measured: DDIM-10 scored per-sample PCC(lnFC) 0.387 on the drug-held-out split, DDPM-50 0.608).
 QUICK_MODEL = ["trainer.max_epochs=100", "trainer.limit_val_batches=0", "model.warmup_steps=20", "model.lr=3e-3",
-               "model.ema_decay=0.98", "model.backbone.d_model=32", "model.backbone.n_layers=1",
+               "model.cosine_steps=null", "model.ema_decay=0.98", "model.backbone.d_model=32", "model.backbone.n_layers=1",
                "model.backbone.n_heads=2", "model.backbone.mlp_hidden=32", "model.backbone.time_embed_dim=64",
                "callbacks=none", "trainer.enable_progress_bar=false"]
 

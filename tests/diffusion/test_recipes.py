@@ -113,3 +113,18 @@ def test_one_diffusion_choice_sets_the_models_recipe():
 def test_small_scale_uses_the_quick_recipe():
     cfg = compose_train(["experiment=figure3d", "method=crossdit", "scale=small"])
     assert cfg.model.ema_decay == 0.98 and cfg.model.cosine_steps is None
+
+
+@pytest.mark.parametrize("overrides, kind, nfe", [
+    (["diffusion=ddim"], "DDIMSampler", 10),
+    (["diffusion.sampler=ddim", "diffusion.sampling_steps=10", "diffusion.eta=1.0"], "DDIMSampler", 10),
+    (["diffusion.sampler=sde_dpm_solver", "diffusion.sampling_steps=8", "diffusion.spacing=logsnr"],
+     "DPMSolverSampler", 8),
+])
+def test_the_diffusion_group_chooses_the_models_sampler(overrides, kind, nfe):
+    module = build(compose_train(["model=catcrossdit", *overrides]).model)
+    sampler = module.sampler()
+    assert type(sampler).__name__ == kind and sampler.nfe == nfe
+    for key in ("eta", "spacing"):
+        if f"diffusion.{key}" in " ".join(overrides):
+            assert str(getattr(sampler, key)) in " ".join(overrides)
