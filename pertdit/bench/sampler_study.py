@@ -25,14 +25,14 @@ class SamplerChoice:
     label: str
     sampler: str
     steps: int = 50
-    options: dict = field(default_factory=dict)  # eta, spacing, order
+    options: dict = field(default_factory=dict)  # eta, spacing, order, max_timestep
 
     def build(self, schedule) -> Sampler:
         return make_sampler(self.sampler, schedule, num_steps=self.steps, **self.options)
 
     def overrides(self) -> list[str]:
         """The `diffusion.*` overrides that select this sampler."""
-        keys = {"eta": "eta", "spacing": "spacing", "order": "solver_order"}
+        keys = {"eta": "eta", "spacing": "spacing", "order": "solver_order", "max_timestep": "max_timestep"}
         return [f"diffusion.sampler={self.sampler}", f"diffusion.sampling_steps={self.steps}",
                 *(f"diffusion.{keys[k]}={v}" for k, v in self.options.items())]
 
@@ -48,6 +48,11 @@ CANDIDATES: tuple[SamplerChoice, ...] = (
     SamplerChoice("DDIM-10 (eta 0.5)", "ddim", 10, {"eta": 0.5}),
     SamplerChoice("DDIM-10 (eta 1, ancestral)", "ddim", 10, {"eta": 1.0}),
     SamplerChoice("SDE-DPM-Solver++(2M)-10", "sde_dpm_solver", 10),
+    SamplerChoice("DDIM-10 (eta 0, from t=38)", "ddim", 10, {"max_timestep": 38}),
+    SamplerChoice("DPM-Solver++(2M)-10 (from t=38)", "dpm_solver", 10, {"max_timestep": 38}),
+    SamplerChoice("DDIM-10 (eta 1, from t=38)", "ddim", 10, {"eta": 1.0, "max_timestep": 38}),
+    SamplerChoice("DDIM-10 (eta 0, from t=44)", "ddim", 10, {"max_timestep": 44}),
+    SamplerChoice("DDIM-10 (eta 0, from t=33)", "ddim", 10, {"max_timestep": 33}),
 )
 
 

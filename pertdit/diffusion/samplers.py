@@ -20,22 +20,27 @@ SPACINGS = ("linspace", "trailing", "leading", "logsnr")
 
 
 def spaced_timesteps(num_train_timesteps: int, num_steps: int, spacing: str = "linspace",
-                     alphas_cumprod: Tensor | None = None) -> list[int]:
-    """`num_steps` distinct training timesteps in decreasing order.
+                     alphas_cumprod: Tensor | None = None, max_timestep: int | None = None) -> list[int]:
+    """`num_steps` distinct training timesteps in decreasing order, the first at most `max_timestep`.
 
-    `linspace`: evenly from T-1 to 0, rounded (both ends visited); `trailing`: T-1, T-1-k, ... (k = T / n,
-    rounded; the noisiest step visited, the cleanest possibly not); `leading`: ..., k, 0 (diffusers' DDIM
-    default, which the authors' DDIM configs use: the noisiest step T-1 is never visited); `logsnr`: the
-    timesteps nearest to an even grid in lambda = log(alpha / sigma) from T-1 to 0 (needs `alphas_cumprod`;
-    DPM-Solver's choice).
+    With M = `max_timestep` (default T - 1, the noisiest training step), and the chain started there from
+    N(0, I): `linspace`: evenly from M to 0, rounded (both ends visited); `trailing`: M, M-k, ...
+    (k = (M + 1) / n, rounded; the cleanest step possibly not visited); `leading`: ..., k, 0 (diffusers'
+    DDIM default, which the authors' DDIM configs use: M itself is never visited); `logsnr`: the timesteps
+    nearest to an even grid in lambda = log(alpha / sigma) from M to 0 (needs `alphas_cumprod`; DPM-Solver's
+    choice). A smaller M skips the noisiest steps, where x_t carries almost no signal (docs/diffusion.md).
     """
     T = num_train_timesteps
+    top = T - 1 if max_timestep is None else int(max_timestep)
+    if not 0 <= top <= T - 1:
+        raise ValueError(f"max_timestep must be in [0, {T - 1}], got {max_timestep}")
+    T = top + 1
     if not 1 <= num_steps <= T:
-        raise ValueError(f"num_steps must be in [1, {T}] (the training timesteps), got {num_steps}")
+        raise ValueError(f"num_steps must be in [1, {T}] (the training timesteps up to {top}), got {num_steps}")
     if spacing == "logsnr":
         if alphas_cumprod is None:
             raise ValueError("logsnr spacing needs the schedule's alphas_cumprod")
-        abar = alphas_cumprod.double().cpu()
+        abar = alphas_cumprod.double().cpu()[:T]
         lam = 0.5 * torch.log(abar / (1 - abar))  # (T,), decreasing in t
         grid = torch.linspace(float(lam[-1]), float(lam[0]), num_steps, dtype=torch.float64)
         steps = (lam[None, :] - grid[:, None]).abs().argmin(dim=1).tolist()
@@ -164,12 +169,13 @@ class DDIMSampler(Sampler):
     """
 
     def __init__(self, schedule: NoiseSchedule, num_steps: int = 10, eta: float = 0.0,
-                 spacing: str = "linspace") -> None:
+                 spacing: str = "linspace", max_timestep: int | None = None) -> None:
         super().__init__(schedule)
         if eta < 0:
             raise ValueError(f"DDIM eta must be >= 0, got {eta}")
         self.eta = eta
         self.spacing = spacing
+        self.max_timestep = max_timestep
         self.set_timesteps(num_steps)
 
     @property
@@ -178,7 +184,7 @@ class DDIMSampler(Sampler):
 
     def set_timesteps(self, num_steps: int) -> None:
         self._timesteps = spaced_timesteps(self.schedule.num_train_timesteps, num_steps, self.spacing,
-                                           self.schedule.alphas_cumprod)
+                                           self.schedule.alphas_cumprod, self.max_timestep)
 
     def step(self, eps: Tensor, index: int, x_t: Tensor, generator: torch.Generator | None = None) -> Tensor:
         abar, abar_prev = self._abar(index, x_t), self._abar(index + 1, x_t)
@@ -207,19 +213,20 @@ class DPMSolverSampler(Sampler):
     """
 
     def __init__(self, schedule: NoiseSchedule, num_steps: int = 10, order: int = 2, stochastic: bool = False,
-                 spacing: str = "linspace") -> None:
+                 spacing: str = "linspace", max_timestep: int | None = None) -> None:
         super().__init__(schedule)
         if order not in (1, 2):
             raise ValueError(f"DPM-Solver++ order must be 1 or 2, got {order}")
         self.order = order
         self.stochastic = stochastic
         self.spacing = spacing
+        self.max_timestep = max_timestep
         self._previous: tuple[Tensor, Tensor] | None = None  # (x0 prediction, its lambda step h)
         self.set_timesteps(num_steps)
 
     def set_timesteps(self, num_steps: int) -> None:
         self._timesteps = spaced_timesteps(self.schedule.num_train_timesteps, num_steps, self.spacing,
-                                           self.schedule.alphas_cumprod)
+                                           self.schedule.alphas_cumprod, self.max_timestep)
         self._previous = None
 
     def step(self, eps: Tensor, index: int, x_t: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -252,14 +259,14 @@ SAMPLERS = ("ddpm", "ddim", "dpm_solver", "sde_dpm_solver")
 
 
 def make_sampler(name: str, schedule: NoiseSchedule, num_steps: int = 50, eta: float = 0.0,
-                 spacing: str = "linspace", order: int = 2) -> Sampler:
-    """A sampler by config name: `ddpm` (all T steps), `ddim` (`num_steps`, `eta`, `spacing`), `dpm_solver`
-    (ODE, `order`) or `sde_dpm_solver` (the SDE variant)."""
+                 spacing: str = "linspace", order: int = 2, max_timestep: int | None = None) -> Sampler:
+    """A sampler by config name: `ddpm` (all T steps), `ddim` (`num_steps`, `eta`, `spacing`,
+    `max_timestep`), `dpm_solver` (ODE, `order`) or `sde_dpm_solver` (the SDE variant)."""
     if name == "ddpm":
         return DDPMSampler(schedule)
     if name == "ddim":
-        return DDIMSampler(schedule, num_steps=num_steps, eta=eta, spacing=spacing)
+        return DDIMSampler(schedule, num_steps=num_steps, eta=eta, spacing=spacing, max_timestep=max_timestep)
     if name in ("dpm_solver", "sde_dpm_solver"):
         return DPMSolverSampler(schedule, num_steps=num_steps, order=order, stochastic=name == "sde_dpm_solver",
-                                spacing=spacing)
+                                spacing=spacing, max_timestep=max_timestep)
     raise ValueError(f"unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")

@@ -34,7 +34,7 @@ class DiffusionModule(PerturbationModule):
 
     def __init__(self, backbone: dict, n_genes: int, d_pert: int, n_drugs: int = 0, n_cells: int = 0,
                  schedule: dict | None = None, sampler: str = "ddpm", sampling_steps: int = 50, eta: float = 0.0,
-                 spacing: str = "linspace", solver_order: int = 2,
+                 spacing: str = "linspace", solver_order: int = 2, max_timestep: int | None = None,
                  cfg_drop_prob: float = 0.0, guidance_scale: float = 1.0, ema_decay: float | None = 0.999,
                  lr: float = 1e-3, weight_decay: float = 1e-2, warmup_steps: int = 5000,
                  warmup_start_factor: float = 0.5, min_lr_factor: float = 0.05, cosine_steps: int | None = None,
@@ -129,7 +129,7 @@ class DiffusionModule(PerturbationModule):
             return DDIMSampler(self.schedule, num_steps=self.hparams.smoke_sampling_steps)
         hp = self.hparams
         return make_sampler(hp.sampler, self.schedule, num_steps=hp.sampling_steps, eta=hp.eta,
-                            spacing=hp.spacing, order=hp.solver_order)
+                            spacing=hp.spacing, order=hp.solver_order, max_timestep=hp.max_timestep)
 
     @torch.no_grad()
     def sample(self, batch: Batch, generator: torch.Generator | None = None, use_ema: bool = True) -> torch.Tensor:

@@ -228,6 +228,22 @@ def test_a_multistep_solver_starts_afresh_for_every_sample():
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("make", [lambda s: DDIMSampler(s, 10, max_timestep=38),
+                                  lambda s: DPMSolverSampler(s, 10, max_timestep=38)], ids=["ddim", "dpm_solver"])
+def test_a_chain_started_below_t_max_matches_its_exact_moments(make):
+    """Started at t = 38 from N(0, I): for zero-mean data this is nearly the forward marginal there."""
+    s = NoiseSchedule()
+    sampler = make(s)
+    assert sampler.timesteps()[0] == 38 and sampler.nfe == 10
+    x = sampler.sample(optimal_eps(s), (N, 6), generator=torch.Generator().manual_seed(6))
+    betas = s.betas.double().numpy()
+    if isinstance(sampler, DDIMSampler):
+        m, v = ddim_chain_moments(betas, sampler.timesteps(), 0.0, MU.double().numpy(), SD.double().numpy() ** 2)
+    else:
+        m, v = dpm_solver_chain_moments(betas, sampler.timesteps(), MU.double().numpy(), SD.double().numpy() ** 2)
+    assert_matches_moments(x, m, v)
+
+
 def test_timestep_spacings():
     assert spaced_timesteps(50, 10, "linspace") == [49, 44, 38, 33, 27, 22, 16, 11, 5, 0]
     assert spaced_timesteps(50, 10, "trailing") == [49, 44, 39, 34, 29, 24, 19, 14, 9, 4]
@@ -240,6 +256,10 @@ def test_timestep_spacings():
     assert np.ptp(np.diff(lam[logsnr])) < 0.2  # even steps in lambda (a lambda step is ~0.15 per t here)
     with pytest.raises(ValueError, match="spacing"):
         spaced_timesteps(50, 10, "uniform")
+    assert spaced_timesteps(50, 10, "linspace", max_timestep=38) == [38, 34, 30, 25, 21, 17, 13, 8, 4, 0]
+    assert spaced_timesteps(50, 10, "logsnr", abar, max_timestep=38)[0] == 38
+    with pytest.raises(ValueError, match="max_timestep"):
+        spaced_timesteps(50, 10, max_timestep=50)
 
 
 def test_make_sampler_builds_each_sampler_by_its_config_name():
