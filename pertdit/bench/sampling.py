@@ -83,6 +83,7 @@ def _accuracy(ctx: BenchContext, section: Section) -> None:
             table.add(choice.label, device, result["nfe"], result["seconds"],
                       f"{result['r2']:.3f} ({result['r2_sd']:.3f})", f"{result['pcc']:.3f} ({result['pcc_sd']:.3f})",
                       f"{result['r2'] - reference['r2']:+.3f}", f"{result['pcc'] - reference['pcc']:+.3f}")
+    target = "standardised" if module.hparams.standardize else "raw (log-expression)"
     control_batch = dm.batch_of_rows(rows)
     r2, _ = per_sample_scores(control_batch, control_batch["c_pre"], bool(module.relu_predictions))
     section.row("control_baseline/r2_per_sample", r2, "R2", "any", "prediction = the paired control profile")
@@ -90,7 +91,7 @@ def _accuracy(ctx: BenchContext, section: Section) -> None:
     table.caption = (f"Trained model: {backbone} (`model={info['model']}`), {info['size'].describe()}; "
                      f"{info['epochs']} epoch(s) = {info['steps']} optimiser steps on {info['n_train']} training "
                      f"profiles of `split={ACCURACY_SPLIT}` ({info['seconds']:.0f} s on {info['device']}, last "
-                     f"training loss {info['loss']:.3f}), no EMA, standardised target; scored on {len(rows)} "
+                     f"training loss {info['loss']:.3f}), no EMA, {target} target; scored on {len(rows)} "
                      f"validation profiles of that split, one sample per profile, mean (SD) over sampling seeds "
                      f"{seeds}. The test rows are never scored here.")
     section.tables.append(table)

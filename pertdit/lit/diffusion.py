@@ -35,7 +35,7 @@ class DiffusionModule(PerturbationModule):
     def __init__(self, backbone: dict, n_genes: int, d_pert: int, n_drugs: int = 0, n_cells: int = 0,
                  schedule: dict | None = None, sampler: str = "ddpm", sampling_steps: int = 50, eta: float = 0.0,
                  spacing: str = "linspace", solver_order: int = 2, max_timestep: int | None = None,
-                 cfg_drop_prob: float = 0.0, guidance_scale: float = 1.0, ema_decay: float | None = 0.999,
+                 cfg_drop_prob: float = 0.0, guidance_scale: float = 1.0, ema_decay: float | None = None,
                  lr: float = 1e-3, weight_decay: float = 1e-2, warmup_steps: int = 5000,
                  warmup_start_factor: float = 0.5, min_lr_factor: float = 0.05, cosine_steps: int | None = None,
                  sample_seed: int = 0,

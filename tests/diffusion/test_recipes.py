@@ -96,12 +96,13 @@ def test_the_authors_optimiser_and_learning_rate_schedule():
     assert lr_at(2_000_000) == pytest.approx(5e-5)
 
 
-def test_the_project_recipe_states_its_own_choices():
-    """The default recipe differs from the authors' only in the three measured choices (docs/diffusion.md)."""
+def test_the_project_recipe_departs_from_the_authors_only_in_its_measured_choice():
+    """The default recipe scores the mean of 8 samples (measured on validation, docs/diffusion.md); the
+    other choices measured there (standardised target, EMA) showed no gain and stay the authors'."""
     default = compose_train(["model=crossdit"]).diffusion
     authors = compose_train(["model=crossdit", "diffusion=authors"]).diffusion
     differing = {key for key in authors if authors[key] != default[key]}
-    assert differing == {"standardize", "eval_samples", "ema_decay"}
+    assert differing == {"eval_samples"} and default.eval_samples == 8
 
 
 def test_one_diffusion_choice_sets_the_models_recipe():
@@ -110,9 +111,12 @@ def test_one_diffusion_choice_sets_the_models_recipe():
     assert cfg.model.ema_decay == 0.9 and cfg.model.eval_samples == 3
 
 
-def test_small_scale_uses_the_quick_recipe():
+def test_small_scale_uses_the_quick_recipe_with_the_sampler_measured_best_on_validation():
     cfg = compose_train(["experiment=figure3d", "method=crossdit", "scale=small"])
-    assert cfg.model.ema_decay == 0.98 and cfg.model.cosine_steps is None
+    assert cfg.model.cosine_steps is None and cfg.model.eval_samples == 8
+    sampler = build(cfg.model).sampler()
+    assert type(sampler).__name__ == "DDIMSampler" and sampler.eta == 1.0
+    assert sampler.nfe == 10 and sampler.timesteps()[0] == 38
 
 
 @pytest.mark.parametrize("overrides, kind, nfe", [
