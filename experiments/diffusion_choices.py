@@ -1,8 +1,8 @@
 """The diffusion recipe's choices, measured on validation rows of the plate's drug-held-out split.
 
 Trains the quick CPU CrossDiT of `pertdit demo` (d_model 32, one layer, 400 optimiser steps, EMA 0.98 kept
-beside the raw weights) with the target standardised (the project's choice) or raw (the authors'), one model
-per split seed, and scores on the split's validation rows (never its test rows):
+beside the raw weights) with the target standardised or raw (the authors'), one model per split seed, and
+scores on the split's validation rows (never its test rows):
 - `choices`: DDPM-50 predictions with EMA or raw weights, 1 sample (mean over sampling seeds) or the mean of 8;
 - `samplers`: every candidate of `pertdit.bench.sampler_study.CANDIDATES` on the same models;
 - `trajectories`: why deterministic few-step samplers lose accuracy: the spread of x_t along the reverse
@@ -33,7 +33,7 @@ from pertdit.diffusion import backbone_eps_fn
 from pertdit.lit.diffusion import DiffusionModule
 from pertdit.train import build_datamodule, build_model
 
-TARGETS = {"quick": ["diffusion.standardize=true"], "raw": ["diffusion.standardize=false"]}
+TARGETS = {"standardised": ["diffusion.standardize=true"], "raw": ["diffusion.standardize=false"]}
 SAMPLING_SEEDS = [0, 1, 2]
 
 
@@ -67,19 +67,20 @@ def choices_rows(module, batch, variant: str, seed: int) -> list[dict]:
     for use_ema in (True, False):
         for n_samples, seeds in ((1, SAMPLING_SEEDS), (8, [0])):
             row = score_sampler(module, batch, ddpm, seeds, n_samples=n_samples, use_ema=use_ema)
-            rows.append({"target": "standardised" if variant == "quick" else "raw", "split_seed": seed,
+            rows.append({"target": variant, "split_seed": seed,
                          "weights": "EMA 0.98" if use_ema else "raw", **row})
     return rows
 
 
-MEAN_OF_8 = ("DDPM-50", "DDIM-10 (eta 0)", "DDIM-10 (eta 1, ancestral)", "SDE-DPM-Solver++(2M)-10")
+MEAN_OF_8 = ("DDPM-50", "DDIM-10 (eta 0)", "DDIM-10 (eta 1, ancestral)", "SDE-DPM-Solver++(2M)-10",
+             "DDIM-10 (eta 0, from t=38)", "DPM-Solver++(2M)-10 (from t=38)", "DDIM-10 (eta 1, from t=38)")
 
 
 def sampler_rows(module, batch, variant: str, seed: int, candidates: list[SamplerChoice],
                  done: list[dict]) -> list[dict]:
     """Every candidate with 1 sample (3 sampling seeds), and those of `MEAN_OF_8` with the mean of 8; the
     DDPM-50 rows with EMA weights are taken from `done` (the choices of the same model) when there."""
-    target = "standardised" if variant == "quick" else "raw"
+    target = variant
     rows = []
     for choice in candidates:
         for n_samples, seeds in ((1, SAMPLING_SEEDS), (8, [0])):
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parts", nargs="+", default=["choices", "samplers", "trajectories"],
                         choices=["choices", "samplers", "trajectories"])
     parser.add_argument("--samplers", nargs="+", default=[c.label for c in CANDIDATES])
-    parser.add_argument("--sampler-variants", nargs="+", default=["quick"], choices=list(TARGETS),
+    parser.add_argument("--sampler-variants", nargs="+", default=list(TARGETS), choices=list(TARGETS),
                         help="the targets whose models score every sampler")
     parser.add_argument("--models", type=Path, default=None, help="trained models (reused when present)")
     parser.add_argument("--out", type=Path, default=Path("outputs/diffusion_choices"))
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
                     tables["choices"] += choices_rows(module, batch, variant, seed)
                 if "samplers" in args.parts and variant in args.sampler_variants:
                     tables["samplers"] += sampler_rows(module, batch, variant, seed, candidates, tables["choices"])
-                if "trajectories" in args.parts and variant == "quick" and seed == args.seeds[0]:
+                if "trajectories" in args.parts and seed == args.seeds[0]:
                     for choice in candidates:
                         tables["trajectories"] += trajectory_rows(module, batch, choice)
                     tables["model_error"] += model_error_rows(module, batch)
