@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from pertdit.data.split_spec import resolved_test_set
+
 log = logging.getLogger(__name__)
 
 #: the metrics.csv contract (DESIGN.md, "Evaluation contract")
@@ -43,7 +45,11 @@ def split_identity(split: DictConfig | dict) -> dict:
         fold = int(split.get("fold", 0))
         return {"split": f"{split.get('by', 'random')}_fold", "fold": fold,
                 "split_name": f"{split.get('by', 'random')}_fold{fold}"}
-    name = split.get("test_set", "drug_unseen") if kind == "unseen" else f"organ_{split.get('organ')}"
+    if kind == "unseen":  # test_set auto: the test set of the named hold-outs (split.test_cells / test_drugs)
+        name = resolved_test_set(split.get("test_set", "drug_unseen"), split.get("test_cells"),
+                                 split.get("test_drugs"))
+    else:
+        name = f"organ_{split.get('organ')}"
     return {"split": name, "fold": None, "split_name": name}
 
 

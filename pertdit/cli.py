@@ -11,7 +11,7 @@ from pathlib import Path
 from pertdit.errors import PertDiTError
 
 log = logging.getLogger("pertdit")
-COMMANDS = ("train", "evaluate", "embed", "data", "demo", "predict")
+COMMANDS = ("train", "evaluate", "embed", "data", "demo", "predict", "synth-release")
 # For DDP, Lightning starts ranks 1..N-1 by re-running this command line without the command word (they get
 # LOCAL_RANK): this variable tells them which Hydra task their overrides belong to.
 DDP_TASK_ENV = "PERTDIT_DDP_TASK"
@@ -82,10 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: pertdit {{{','.join(COMMANDS)}}} [options | hydra overrides]\n"
               "  train     train and test a model:     pertdit train model=crossdit split=drug_unseen\n"
               "  evaluate  score predictions:          pertdit evaluate PRED.h5ad --out metrics.csv\n"
-              "  embed     precompute drug embeddings: pertdit embed perturbation=text\n"
+              "  embed     precompute drug embeddings: pertdit embed perturbation=text [--download-only|--verify]\n"
               "  data      preprocess and summarise:   pertdit data data=plate\n"
               "  demo      baselines on the bundled plate, as a metrics table\n"
-              "  predict   one compound, dose, cell:   pertdit predict --smiles S --dose D --cell-line C",
+              "  predict   one compound, dose, cell:   pertdit predict --smiles S --dose D --cell-line C\n"
+              "  synth-release  a synthetic GEO release (a test fixture): pertdit synth-release --profiles N --out D",
               file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     command, rest = argv[0], argv[1:]
@@ -102,6 +103,13 @@ def main(argv: list[str] | None = None) -> int:
             from pertdit.predict import predict_cli
 
             return predict_cli(rest)
+        if command == "synth-release":
+            from pertdit.data.synthetic_release import synth_release_cli
+
+            return synth_release_cli(rest)
+        if command == "embed":  # flags of `pertdit embed`, as config keys
+            flags = {"--download-only": "++embed.download_only=true", "--verify": "++embed.verify=true"}
+            rest = [flags.get(arg, arg) for arg in rest]
         return _hydra_command(command, "train", rest)
     except PertDiTError as exc:
         print(f"pertdit {command}: error: {exc}", file=sys.stderr)

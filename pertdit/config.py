@@ -29,9 +29,17 @@ def default_cache_dir() -> str:
     return os.environ.get("PERTDIT_CACHE", str(Path.home() / ".cache" / "pertdit"))
 
 
+def shipped_bundle() -> str:
+    """Path of the harmonised L1000 bundle shipped inside the package (`pertdit/datasets/l1000_bundle`)."""
+    from pertdit.data.bundle import bundle_path
+
+    return str(bundle_path())
+
+
 def register_resolvers() -> None:
-    """Register `${pertdit_data_dir:}` and `${pertdit_cache_dir:}` (idempotent)."""
-    for name, fn in (("pertdit_data_dir", default_data_dir), ("pertdit_cache_dir", default_cache_dir)):
+    """Register `${pertdit_data_dir:}`, `${pertdit_cache_dir:}` and `${pertdit_bundle:}` (idempotent)."""
+    for name, fn in (("pertdit_data_dir", default_data_dir), ("pertdit_cache_dir", default_cache_dir),
+                     ("pertdit_bundle", shipped_bundle)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 

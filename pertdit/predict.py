@@ -103,7 +103,7 @@ def load_run(run_dir: str | Path | None = None, checkpoint: str | Path | None = 
         raise DataError(f"no checkpoint in {Path(run_dir or config.parent) / 'checkpoints'}; train the model "
                         "first (`pertdit train`) or pass --checkpoint")
     else:  # baselines without weights (control, mean_shift): refit their statistics on the training rows
-        model.fit_statistics(dm.batch_of_rows(dm.rows["train"]))
+        model.fit_statistics(dm)  # the training rows, streamed in chunks
     model.eval().to(device)
     log.info("model %s from %s", type(model).__name__, checkpoint or "training statistics")
     checkpoint = Path(checkpoint) if checkpoint else None

@@ -59,7 +59,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if getattr(model, "requires_training", True):
         trainer.fit(model, datamodule=dm, ckpt_path=cfg.get("ckpt_path"))
     else:
-        model.fit_statistics(dm.batch_of_rows(dm.rows["train"]))
+        model.fit_statistics(dm)  # the training rows, streamed in chunks
     metrics: dict[str, float] = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.get("test", True):
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") if trainer.checkpoint_callback else ""

@@ -42,7 +42,7 @@ def test_data_reports_dropped_compounds(tmp_path, data_dir):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["paths.data_dir=/nonexistent"], "data file not found: /nonexistent/"),
+    (["data=file", "paths.data_dir=/nonexistent"], "data file not found: /nonexistent/"),
     (["split=cell_fold"], "only 1 cell line(s)"),
     (["split=organ", "split.organ=kidney"], "only 1 cell line(s)"),
     (["split=unseen", "split.test_set=elsewhere"], "unknown test set 'elsewhere'"),

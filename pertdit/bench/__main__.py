@@ -23,12 +23,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice, all usable cores; --quick uses 1)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scale-dir", default=None,
+                        help="datascale: folder for the synthetic releases, kept for reuse (default: a temp dir)")
+    parser.add_argument("--scale-profiles", type=int, nargs="+", default=None, metavar="N",
+                        help="datascale: release sizes (default 20000 100000 400000)")
     args = parser.parse_args(argv)
     from pertdit.bench.runner import run_benchmarks
 
     out, csv_path = run_benchmarks(args.out, args.csv, device=args.device, quick=args.quick, sections=args.sections,
                                    data_dir=args.data_dir, cache_dir=args.cache_dir, seed=args.seed,
-                                   threads=args.threads)
+                                   threads=args.threads, scale_dir=args.scale_dir,
+                                   scale_profiles=args.scale_profiles)
     print(f"written: {out} and {csv_path}")
     return 0
 

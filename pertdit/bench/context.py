@@ -12,6 +12,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,14 @@ class BenchContext:
 
     def __init__(self, devices: Sequence[str], quick: bool = False, data_dir: str | None = None,
                  cache_dir: str | None = None, seed: int = 0, workdir: str | Path | None = None,
-                 verbose: bool = True, command: str = "python -m pertdit.bench") -> None:
+                 verbose: bool = True, command: str = "python -m pertdit.bench", scale_dir: str | None = None,
+                 scale_profiles: Sequence[int] | None = None) -> None:
         self.devices = list(devices)
+        self.scale_dir = scale_dir  # where the datascale section keeps its synthetic releases (None: a temp dir)
         self.quick = quick
-        self.settings: dict[str, BenchSettings] = {d: settings_for(d, quick) for d in self.devices}
+        self.settings: dict[str, BenchSettings] = {d: settings_for(d, quick) for d in (*self.devices, "cpu")}
+        if scale_profiles:
+            self.settings = {d: replace(s, scale_profiles=tuple(scale_profiles)) for d, s in self.settings.items()}
         self.data_dir, self.cache_dir, self.seed = data_dir, cache_dir, seed
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="pertdit-bench-")
         self.workdir = Path(workdir or self._tmp.name)

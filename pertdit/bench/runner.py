@@ -25,9 +25,12 @@ def resolve_devices(device: str) -> list[str]:
     return [device]
 
 
-def command_line(out: Path, device: str, quick: bool, sections: Sequence[str], threads: int | None) -> str:
+def command_line(out: Path, device: str, quick: bool, sections: Sequence[str], threads: int | None,
+                 scale_profiles: Sequence[int] | None = None) -> str:
     """The command that runs these benchmarks, as the report states it."""
     parts = ["python -m pertdit.bench", f"--out {out}", f"--device {device}"]
+    if scale_profiles:
+        parts.append("--scale-profiles " + " ".join(str(n) for n in scale_profiles))
     if quick:
         parts.append("--quick")
     if threads:
@@ -39,7 +42,8 @@ def command_line(out: Path, device: str, quick: bool, sections: Sequence[str], t
 
 def run_benchmarks(out: Path, csv_path: Path | None = None, device: str = "auto", quick: bool = False,
                    sections: Sequence[str] = SECTIONS, data_dir: str | None = None, cache_dir: str | None = None,
-                   seed: int = 0, threads: int | None = None, verbose: bool = True) -> tuple[Path, Path]:
+                   seed: int = 0, threads: int | None = None, verbose: bool = True, scale_dir: str | None = None,
+                   scale_profiles: Sequence[int] | None = None) -> tuple[Path, Path]:
     """Run `sections` (in the canonical order) and write `out` (markdown) and `csv_path` (default
     `benchmarks.csv` beside `out`). `threads`: torch CPU threads (default: torch's own; 1 under `quick`, which
     keeps the smoke run fast on a busy machine); restored afterwards."""
@@ -51,7 +55,8 @@ def run_benchmarks(out: Path, csv_path: Path | None = None, device: str = "auto"
     if threads or quick:
         torch.set_num_threads(threads or 1)
     ctx = BenchContext(resolve_devices(device), quick=quick, data_dir=data_dir, cache_dir=cache_dir, seed=seed,
-                       verbose=verbose, command=command_line(out, device, quick, sections, threads))
+                       verbose=verbose, command=command_line(out, device, quick, sections, threads, scale_profiles),
+                       scale_dir=scale_dir, scale_profiles=scale_profiles)
     done: list[Section] = []
     start = time.perf_counter()
     try:

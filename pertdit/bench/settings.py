@@ -34,7 +34,7 @@ TINY = ModelSize(d_model=16, n_layers=1, n_heads=1, mlp_hidden=16, time_embed_di
 
 # model configs (pertdit/conf/model/<name>.yaml) of the four diffusion backbones
 MODELS: tuple[str, ...] = ("crossdit", "catcrossdit", "adadit_rdkit", "catonlycrossdit")
-SECTIONS: tuple[str, ...] = ("training", "sampling", "attention", "memory", "loading", "scaling")
+SECTIONS: tuple[str, ...] = ("training", "sampling", "attention", "memory", "loading", "scaling", "datascale")
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,14 @@ class BenchSettings:
     scaling_base_rows: int | None = None  # 1x = the first N training rows (None: all of them)
     scaling_batch: int | None = None      # loader batch of the scaling epochs (None: the data config's)
     autocast_bf16: bool = False          # bf16 autocast, as pertdit/conf/trainer/gpu.yaml trains on GPU
+    scale_profiles: tuple[int, ...] = (20_000, 100_000, 400_000)  # synthetic GEO release sizes (datascale)
+    scale_keep: bool = False             # keep every release (else only the largest until the loader is timed)
+    scale_warm: bool = True              # also time `pertdit data` on a warm cache
+    scale_loader_batches: int = 1000     # batches of 64 read from the memory-mapped cache
+    scale_loader_workers: tuple[int, ...] = (0, 2)
+    scale_eval_profiles: int = 100_000   # test profiles scored by the streaming metric
+    scale_eval_group_sizes: tuple[int, ...] = (1, 4)
+    gpu_sustained_tflops: float = 100.0  # ASSUMED GPU rate for the estimated GPU step (no GPU measured)
 
 
 CPU = BenchSettings()
@@ -77,8 +85,10 @@ CUDA = replace(CPU, warmup=3, warmup_batch=None, repeats=10, attention_batch=64,
                sampling_repeats=3, scaling_size=AUTHORS, autocast_bf16=True)
 QUICK = replace(CPU, size=TINY, batch_size=8, repeats=1, attention_batch=2,
                 attention_repeats=1, memory_batches=(4,), memory_naive_batches=(), warmup_batch=2,
-                test_profiles=8, accuracy_size=TINY, accuracy_epochs=1, accuracy_seeds=1, loader_min_batches=5, loader_min_seconds=0.0,
-                profile_factors=(1, 2), gene_counts=(978, 1956), scaling_base_rows=16, scaling_batch=8)
+                test_profiles=8, accuracy_size=TINY, accuracy_epochs=1, accuracy_seeds=1, loader_min_batches=5,
+                loader_min_seconds=0.0, profile_factors=(1, 2), gene_counts=(978, 1956), scaling_base_rows=16,
+                scaling_batch=8, scale_profiles=(600, 1200), scale_warm=False, scale_loader_batches=10,
+                scale_loader_workers=(0,), scale_eval_profiles=2000, scale_eval_group_sizes=(4,))
 
 
 def settings_for(device: str, quick: bool = False) -> BenchSettings:

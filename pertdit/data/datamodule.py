@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from pertdit.data.preprocess import PreprocessConfig
 from pertdit.data.sources import load_dataset
 from pertdit.data.split_spec import SplitSpec
 from pertdit.data.splits import split_rows
+from pertdit.data.val_subset import strided_rows
 
 log = logging.getLogger(__name__)
 Batch = dict[str, torch.Tensor]
@@ -55,43 +59,61 @@ class EpochSeededSampler(Sampler[int]):
 
 
 class BatchAssembler:
-    """Gathers a batch from shared tensors: expression (N, G), control index (N,), condition features."""
+    """Gathers a batch from shared tensors: expression (N, G), control index (N,), and the condition features
+    (`features.gather(rows)`: tokens padded to the batch's own longest sequence)."""
 
     def __init__(self, X: torch.Tensor, control_index: torch.Tensor, condition_index: torch.Tensor,
-                 tokens: np.ndarray, mask: np.ndarray, dose: torch.Tensor, drug_index: torch.Tensor,
-                 cell_index: torch.Tensor) -> None:
+                 features: Any, dose: torch.Tensor, drug_index: torch.Tensor, cell_index: torch.Tensor,
+                 time: torch.Tensor | None = None) -> None:
         self.X, self.control_index, self.condition_index = X, control_index, condition_index
-        self.tokens, self.mask = tokens, mask
+        self.features = features
         self.dose, self.drug_index, self.cell_index = dose, drug_index, cell_index
+        self.time = time if time is not None else torch.full((X.shape[0],), float("nan"))
 
-    def __call__(self, rows: list[int]) -> Batch:
+    def __call__(self, rows: list[int], conditions: bool = True) -> Batch:
+        """The batch of dataset `rows`; `conditions=False` leaves out `c_pert`/`c_pert_mask` (statistics that
+        only need profiles, e.g. `mean_shift` fitting, then never gather drug tokens)."""
         rows_t = torch.as_tensor(rows, dtype=torch.long)
-        cond = self.condition_index[rows_t].numpy()
-        return {
+        batch = {
             "x0": self.X[rows_t],
             "c_pre": self.X[self.control_index[rows_t]],
-            "c_pert": torch.from_numpy(np.asarray(self.tokens[cond], dtype=np.float32)),
-            "c_pert_mask": torch.from_numpy(np.asarray(self.mask[cond], dtype=bool)),
             "dose": self.dose[rows_t],
+            "time": self.time[rows_t],
             "drug_index": self.drug_index[rows_t],
             "cell_index": self.cell_index[rows_t],
             "row": rows_t,
         }
+        if conditions:
+            tokens, mask = self.features.gather(self.condition_index[rows_t].numpy())
+            batch["c_pert"] = torch.from_numpy(tokens)
+            batch["c_pert_mask"] = torch.from_numpy(mask)
+        return batch
+
+
+def _working_copy(adata: ad.AnnData) -> ad.AnnData:
+    """A copy to add split columns to; a memory-mapped `X` (a full-size dataset cache) is shared, not read."""
+    if not isinstance(adata.X, np.memmap):
+        return adata.copy()
+    return ad.AnnData(X=adata.X, obs=adata.obs.copy(), var=adata.var.copy(), uns=copy.deepcopy(dict(adata.uns)))
 
 
 class PertDataModule(L.LightningDataModule):
     """Dataset + split + drug representation -> train/val/test loaders of dict batches (docs/ARCHITECTURE.md)."""
 
-    def __init__(self, expression: str, compounds: str | None = None, inst_info: str | None = None,
+    def __init__(self, expression: str | None, compounds: str | None = None, inst_info: str | None = None,
                  pert_info: str | None = None, preprocess: dict | PreprocessConfig | None = None,
                  split: SplitSpec | dict | None = None, representation: Any = None,
                  cache_dir: str | None = None, batch_size: int = 64, eval_batch_size: int | None = None,
-                 num_workers: int = 0, shuffle_seed: int = 0) -> None:
+                 num_workers: int = 0, shuffle_seed: int = 0, sources: Sequence[str] | None = None,
+                 times: Sequence[float] | None = None, val_max_rows: int | None = None,
+                 geo: dict | None = None) -> None:
         super().__init__()
         self.source = {"expression": expression, "compounds": compounds, "inst_info": inst_info,
-                       "pert_info": pert_info}
-        self.preprocess_config = preprocess if isinstance(preprocess, PreprocessConfig) else PreprocessConfig(
+                       "pert_info": pert_info, "geo": geo}
+        config = preprocess if isinstance(preprocess, PreprocessConfig) else PreprocessConfig(
             **dict(preprocess or {}))
+        selection = {k: v for k, v in (("sources", sources), ("times", times)) if v is not None}
+        self.preprocess_config = dataclasses.replace(config, **selection) if selection else config
         self.split = split if isinstance(split, SplitSpec) or split is None else SplitSpec(**dict(split))
         self.split = self.split or SplitSpec()
         self.representation = representation
@@ -100,6 +122,7 @@ class PertDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.shuffle_seed = shuffle_seed
+        self.val_max_rows = val_max_rows  # validation during training: a strided subset (data/val_subset.py)
         self.adata: ad.AnnData | None = None
         self._loaded: ad.AnnData | None = None
         self.rows: dict[str, np.ndarray] = {}
@@ -120,29 +143,36 @@ class PertDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.adata is not None:
             return
-        adata = self.load().copy()
+        adata = _working_copy(self.load())
         self.split_column = self.split.apply(adata)
         for part in ("train", "val", "test"):
             self.rows[part] = split_rows(adata, self.split_column, self.split.labels(part))
+        self.val_subset_rows = strided_rows(self.rows["val"], adata.obs, self.val_max_rows)
         treated = ~adata.obs["is_control"].to_numpy(bool)
         self.drug_names = sorted(adata.obs.loc[treated, "drug"].astype(str).unique())
         self.cell_names = sorted(adata.obs["cell_id"].astype(str).unique())
         self.genes = list(adata.var_names)
-        cond_index, tokens, mask = self._encode_conditions(adata)
+        cond_index, features = self._encode_conditions(adata)
+        adata.uns.setdefault("pertdit", {})["representation"] = self.representation.provenance()
         drug_lookup = {d: i for i, d in enumerate(self.drug_names)}
         cell_lookup = {c: i for i, c in enumerate(self.cell_names)}
         self.assembler = BatchAssembler(
             X=torch.from_numpy(np.ascontiguousarray(adata.X, dtype=np.float32)),
             control_index=torch.as_tensor(adata.obs["paired_control_index"].to_numpy(), dtype=torch.long),
-            condition_index=torch.as_tensor(cond_index, dtype=torch.long), tokens=tokens, mask=mask,
+            condition_index=torch.as_tensor(cond_index, dtype=torch.long), features=features,
             dose=torch.as_tensor(adata.obs["dose"].to_numpy(), dtype=torch.float32),
+            time=torch.as_tensor(adata.obs["time"].to_numpy(dtype=np.float32) if "time" in adata.obs
+                                 else np.full(adata.n_obs, np.nan, dtype=np.float32)),
             drug_index=torch.as_tensor([drug_lookup.get(d, -1) for d in adata.obs["drug"].astype(str)]),
             cell_index=torch.as_tensor([cell_lookup[c] for c in adata.obs["cell_id"].astype(str)]))
         self.adata = adata
-        log.info("split %s: %s", self.split_column, {k: len(v) for k, v in self.rows.items()})
+        log.info("split %s: %s; validation during training on %d of the %d val rows (data.val_max_rows=%s)",
+                 self.split_column, {k: len(v) for k, v in self.rows.items()}, len(self.val_subset_rows),
+                 len(self.rows["val"]), self.val_max_rows)
 
-    def _encode_conditions(self, adata: ad.AnnData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per-row condition index into the unique (SMILES, dose) features (controls map to row 0)."""
+    def _encode_conditions(self, adata: ad.AnnData) -> tuple[np.ndarray, Any]:
+        """Per-row condition index into the unique (SMILES, dose) features (controls map to row 0), and those
+        features (`PerturbationFeatures` or `FactoredFeatures`)."""
         treated = ~adata.obs["is_control"].to_numpy(bool)
         pairs = adata.obs.loc[treated, ["smiles", "dose"]].drop_duplicates()
         if self.representation is None:
@@ -155,22 +185,29 @@ class PertDataModule(L.LightningDataModule):
         index = np.zeros(adata.n_obs, dtype=np.int64)  # controls are never served; row 0 is a placeholder
         index[treated] = features.lookup(list(adata.obs.loc[treated, "smiles"]),
                                          list(adata.obs.loc[treated, "dose"].astype(float)))
-        return index, features.tokens, features.mask
+        return index, features
 
     # -- what models need to know ----------------------------------------------------------------------------
     @property
     def dims(self) -> dict[str, int]:
         """Sizes a model is built with: n_genes, d_pert, n_drugs, n_cells."""
-        return {"n_genes": len(self.genes), "d_pert": int(self.assembler.tokens.shape[-1]),
+        return {"n_genes": len(self.genes), "d_pert": int(self.assembler.features.dim),
                 "n_drugs": len(self.drug_names), "n_cells": len(self.cell_names)}
 
-    def batch_of_rows(self, rows: np.ndarray) -> Batch:
+    def batch_of_rows(self, rows: np.ndarray, conditions: bool = True) -> Batch:
         """Assemble a batch for arbitrary dataset rows (used by baselines that fit statistics)."""
-        return self.assembler(list(np.asarray(rows, dtype=np.int64)))
+        return self.assembler(list(np.asarray(rows, dtype=np.int64)), conditions=conditions)
+
+    def iter_batches(self, part: str = "train", chunk_rows: int = 4096, conditions: bool = False):
+        """The rows of a split as consecutive batches of at most `chunk_rows` (statistics over a whole split
+        in bounded memory)."""
+        rows = self.rows[part]
+        for start in range(0, len(rows), chunk_rows):
+            yield self.batch_of_rows(rows[start:start + chunk_rows], conditions=conditions)
 
     # -- loaders -------------------------------------------------------------------------------------------
-    def _loader(self, part: str, shuffle: bool) -> DataLoader:
-        dataset = RowDataset(self.rows[part])
+    def _loader(self, part: str, shuffle: bool, rows: np.ndarray | None = None) -> DataLoader:
+        dataset = RowDataset(self.rows[part] if rows is None else rows)
         sampler = EpochSeededSampler(len(dataset), self.shuffle_seed) if shuffle else None
         return DataLoader(dataset, batch_size=self.batch_size if shuffle else self.eval_batch_size,
                           sampler=sampler, collate_fn=self.assembler, num_workers=self.num_workers,
@@ -180,7 +217,9 @@ class PertDataModule(L.LightningDataModule):
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        """The validation subset (every k-th val row, at most `val_max_rows`); `rows["val"]` holds them all."""
+        return self._loader("val", shuffle=False, rows=self.val_subset_rows)
 
     def test_dataloader(self) -> DataLoader:
+        """Every test row, always."""
         return self._loader("test", shuffle=False)

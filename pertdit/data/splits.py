@@ -4,6 +4,11 @@
   fold k+1 is validation, the rest train: about 6:2:2).
 - `unseen_split`: one train/val split plus the test sets `drug_unseen`, `cell_line_unseen`, `both_unseen`.
 - `organ_split`: every cell line of one organ held out as test.
+
+Drugs are units by canonical SMILES (`obs["smiles"]`, what the model is conditioned on), cell lines by
+`cell_id`. Every split takes named hold-outs (`test_cells`, `test_drugs`; semantics per kind in
+docs/splits.md) and, before it returns, asserts that what it holds out never occurs in train or validation
+(`assert_held_out`).
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from pertdit.data.holdouts import assert_held_out, resolve_cells, resolve_drugs
+from pertdit.data.organs import organ_of
 from pertdit.errors import SplitError
 
 CONTROL = "control"
-UNITS = {"random": None, "drug": "drug", "cell": "cell_id"}
+UNITS = {"random": None, "drug": "smiles", "cell": "cell_id"}
 UNSEEN_TEST_SETS = ("drug_unseen", "cell_line_unseen", "both_unseen")
+_UNIT_NAMES = {"random": "sample", "drug": "drug (SMILES)", "cell": "cell line"}
 
 
 def _treated(adata: ad.AnnData) -> np.ndarray:
@@ -40,22 +48,60 @@ def _shuffled_folds(units: np.ndarray, n_folds: int, seed: int) -> dict:
     return {unique[i]: k % n_folds for k, i in enumerate(order)}
 
 
+def _named_rows(adata: ad.AnnData, cells: Sequence[str],
+                smiles: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) bool masks: rows of the named cell lines, rows of the named SMILES."""
+    return (np.isin(adata.obs["cell_id"].astype(str).to_numpy(), list(cells)),
+            np.isin(adata.obs["smiles"].astype(str).to_numpy(), list(smiles)))
+
+
+def _check_left(rest: np.ndarray, column: str) -> None:
+    if not rest.any():
+        raise SplitError(f"split {column!r}: the named hold-outs (split.test_cells / split.test_drugs) cover "
+                         "every treated profile; nothing is left to train on")
+
+
 def kfold_split(adata: ad.AnnData, by: str = "random", fold: int = 0, n_folds: int = 5, seed: int = 0,
-                column: str | None = None) -> str:
-    """PRnet k-fold split by `random` sample, unseen `drug` or unseen `cell`; returns the column name."""
+                column: str | None = None, test_cells: Sequence[str] | None = None,
+                test_drugs: Sequence[str] | None = None) -> str:
+    """PRnet k-fold split by `random` sample, unseen `drug` (SMILES) or unseen `cell`; returns the column name.
+
+    Named units of the fold's own kind (`test_drugs` for by=drug, `test_cells` for by=cell) are the test fold,
+    and the other units are dealt into n_folds - 1 folds, fold `fold % (n_folds - 1)` validating. Named units of
+    another kind (and any named unit for by=random) are held out of train/val into test in addition.
+    """
     if by not in UNITS:
         raise SplitError(f"unknown k-fold split {by!r}; choose one of {list(UNITS)}")
     if not 0 <= fold < n_folds:
         raise SplitError(f"fold {fold} out of range for {n_folds} folds")
     column = column or f"split_{by}_fold{fold}"
+    cells, smiles = resolve_cells(adata, test_cells), resolve_drugs(adata, test_drugs)
     treated = _treated(adata)
     units = (np.arange(adata.n_obs).astype(str) if UNITS[by] is None
              else adata.obs[UNITS[by]].astype(str).to_numpy())
-    _require_units(units[treated], n_folds, {"random": "sample", "drug": "drug", "cell": "cell line"}[by], column)
-    fold_of = _shuffled_folds(units[treated], n_folds, seed)
-    folds = np.array([fold_of[u] for u in units[treated]])
-    labels = np.where(folds == fold, "test", np.where(folds == (fold + 1) % n_folds, "val", "train"))
-    _write(adata, column, treated, labels)
+    named_cell, named_drug = _named_rows(adata, cells, smiles)
+    own_named = {"drug": smiles, "cell": cells}.get(by, [])
+    named = named_cell | named_drug
+    labels = np.full(adata.n_obs, "test", dtype=object)
+    rest = treated & ~named
+    _check_left(rest, column)
+    if own_named:  # the named units are the test fold; the rest is dealt into n_folds - 1 folds
+        _require_units(units[rest], n_folds - 1, _UNIT_NAMES[by], column)
+        fold_of = _shuffled_folds(units[rest], n_folds - 1, seed)
+        folds = np.array([fold_of[u] for u in units[rest]])
+        labels[rest] = np.where(folds == fold % (n_folds - 1), "val", "train")
+        fold_units: set[str] = set()
+    else:
+        _require_units(units[treated], n_folds, _UNIT_NAMES[by], column)
+        fold_of = _shuffled_folds(units[treated], n_folds, seed)
+        folds = np.array([fold_of[u] for u in units[rest]])
+        labels[rest] = np.where(folds == fold, "test", np.where(folds == (fold + 1) % n_folds, "val", "train"))
+        fold_units = {u for u, k in fold_of.items() if k == fold} if UNITS[by] else set()
+    _write(adata, column, treated, labels[treated])
+    held = {"smiles": set(smiles), "cell_id": set(cells)}
+    if UNITS[by]:
+        held[UNITS[by]] |= fold_units
+    assert_held_out(adata, column, held)
     return column
 
 
@@ -68,18 +114,30 @@ def _pick(units: np.ndarray, fraction: float, rng: np.random.Generator) -> set:
 
 
 def unseen_split(adata: ad.AnnData, drug_fraction: float = 0.2, cell_fraction: float = 0.2,
-                 val_fraction: float = 0.15, seed: int = 0, column: str = "split_unseen") -> str:
-    """Train/val plus `drug_unseen`, `cell_line_unseen` and `both_unseen` test sets; returns the column."""
+                 val_fraction: float = 0.15, seed: int = 0, column: str = "split_unseen",
+                 test_cells: Sequence[str] | None = None, test_drugs: Sequence[str] | None = None) -> str:
+    """Train/val plus `drug_unseen`, `cell_line_unseen` and `both_unseen` test sets; returns the column.
+
+    Held-out drugs are a `drug_fraction` of the SMILES, or the named `test_drugs`; held-out cell lines a
+    `cell_fraction` of the cell lines, or the named `test_cells`. Validation is a random `val_fraction` of the
+    profiles with neither.
+    """
     treated = _treated(adata)
-    drugs = adata.obs["drug"].astype(str).to_numpy()
+    drugs = adata.obs["smiles"].astype(str).to_numpy()
     cells = adata.obs["cell_id"].astype(str).to_numpy()
-    if drug_fraction > 0:
-        _require_units(drugs[treated], 2, "drug", column)
-    if cell_fraction > 0:
-        _require_units(cells[treated], 2, "cell line", column)
     rng = np.random.default_rng(seed)
-    held_drugs = _pick(drugs[treated], drug_fraction, rng)
-    held_cells = _pick(cells[treated], cell_fraction, rng)
+    if test_drugs:
+        held_drugs = set(resolve_drugs(adata, test_drugs))
+    else:
+        if drug_fraction > 0:
+            _require_units(drugs[treated], 2, "drug (SMILES)", column)
+        held_drugs = _pick(drugs[treated], drug_fraction, rng)
+    if test_cells:
+        held_cells = set(resolve_cells(adata, test_cells))
+    else:
+        if cell_fraction > 0:
+            _require_units(cells[treated], 2, "cell line", column)
+        held_cells = _pick(cells[treated], cell_fraction, rng)
     new_drug = np.isin(drugs, list(held_drugs))
     new_cell = np.isin(cells, list(held_cells))
     labels = np.full(adata.n_obs, "train", dtype=object)
@@ -87,31 +145,38 @@ def unseen_split(adata: ad.AnnData, drug_fraction: float = 0.2, cell_fraction: f
     labels[~new_drug & new_cell] = "cell_line_unseen"
     labels[new_drug & new_cell] = "both_unseen"
     seen = np.flatnonzero(treated & ~new_drug & ~new_cell)
+    _check_left(seen, column)
     labels[rng.choice(seen, size=int(round(val_fraction * len(seen))), replace=False)] = "val"
     _write(adata, column, treated, labels[treated])
+    assert_held_out(adata, column, {"smiles": held_drugs, "cell_id": held_cells})
     return column
 
 
 def organ_split(adata: ad.AnnData, organ: str, cell_organs: pd.Series, val_fraction: float = 0.2,
-                seed: int = 0, column: str | None = None) -> str:
-    """Hold out every cell line of `organ` as test; train/val are a seeded random split of the rest."""
+                seed: int = 0, column: str | None = None, test_cells: Sequence[str] | None = None,
+                test_drugs: Sequence[str] | None = None) -> str:
+    """Hold out every cell line of `organ` (and any named units) as test; train/val: a seeded random split."""
     column = column or f"split_organ_{organ}"
     treated = _treated(adata)
     cells = adata.obs["cell_id"].astype(str).to_numpy()
     _require_units(cells[treated], 2, "cell line", column)
-    organ_of = {c: cell_organs.get(c, cell_organs.get(c.upper(), "unknown")) for c in np.unique(cells)}
-    held = [c for c, o in organ_of.items() if o == organ]
+    organs = organ_of(np.unique(cells[treated]), cell_organs)
+    held = [c for c, o in organs.items() if o == organ]
     if not held:
         raise SplitError(f"split {column!r}: no cell line of organ {organ!r} in this dataset; its cell lines map "
-                         f"to {dict(list(organ_of.items())[:10])}")
-    if len(held) == len(organ_of):
+                         f"to {dict(list(organs.items())[:10])} (see `pertdit data` for the organs with data)")
+    if len(held) == len(organs):
         raise SplitError(f"split {column!r}: every cell line is of organ {organ!r}; nothing left to train on")
-    test = np.isin(cells, held)
+    named_cells, named_smiles = resolve_cells(adata, test_cells), resolve_drugs(adata, test_drugs)
+    named_cell, named_drug = _named_rows(adata, named_cells, named_smiles)
+    test = np.isin(cells, held) | named_cell | named_drug
     rng = np.random.default_rng(seed)
     labels = np.where(test, "test", "train").astype(object)
     rest = np.flatnonzero(treated & ~test)
+    _check_left(rest, column)
     labels[rng.choice(rest, size=int(round(val_fraction * len(rest))), replace=False)] = "val"
     _write(adata, column, treated, labels[treated])
+    assert_held_out(adata, column, {"cell_id": set(held) | set(named_cells), "smiles": set(named_smiles)})
     return column
 
 

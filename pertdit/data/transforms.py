@@ -1,4 +1,10 @@
-"""Expression transforms, recorded in `uns` so that none is ever applied twice."""
+"""Expression transforms, recorded in `uns` so that none is ever applied twice.
+
+The `prnet` transform (the authors' Level-3 transform) is split into per-profile steps so that the streaming
+GEO path (`pertdit.data.geo_stream`) applies exactly the same arithmetic chunk by chunk: `clip_profiles`,
+`profile_totals`, `median_total` (over all kept profiles: the one step that needs a first pass) and
+`scale_log1p`.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +17,39 @@ from pertdit.errors import DataError
 
 log = logging.getLogger(__name__)
 TRANSFORMS = ("prnet", "none")
+CLIP_MAX = 1e3
 
 
-def prnet_transform(X: np.ndarray, clip_max: float = 1e3) -> np.ndarray:
-    """The authors' Level-3 transform: clip to [0, clip_max], scale rows to the median total, natural log1p."""
-    clipped = np.clip(np.asarray(X, dtype=np.float64), 0.0, clip_max)
-    totals = clipped.sum(axis=1, keepdims=True)
-    target = float(np.median(totals[totals > 0])) if np.any(totals > 0) else 1.0
+def clip_profiles(X: np.ndarray, clip_max: float = CLIP_MAX) -> np.ndarray:
+    """(N, G) float64 values clipped to [0, clip_max]."""
+    return np.clip(np.asarray(X, dtype=np.float64), 0.0, clip_max)
+
+
+def profile_totals(clipped: np.ndarray) -> np.ndarray:
+    """(N,) float64 total of each clipped profile."""
+    return np.asarray(clipped, dtype=np.float64).sum(axis=1)
+
+
+def median_total(totals: np.ndarray) -> float:
+    """The target total of `normalize_total`: the median of the positive totals (1.0 when there is none)."""
+    totals = np.asarray(totals, dtype=np.float64)
+    positive = totals[totals > 0]
+    return float(np.median(positive)) if positive.size else 1.0
+
+
+def scale_log1p(clipped: np.ndarray, totals: np.ndarray, target: float) -> np.ndarray:
+    """(N, G) float32 log1p(clipped x target / total), rows with a zero total -> 0."""
+    clipped = np.asarray(clipped, dtype=np.float64)
+    totals = np.asarray(totals, dtype=np.float64).reshape(-1, 1)
     scale = np.divide(target, totals, out=np.zeros_like(totals), where=totals > 0)
     return np.log1p(clipped * scale).astype(np.float32)
+
+
+def prnet_transform(X: np.ndarray, clip_max: float = CLIP_MAX) -> np.ndarray:
+    """The authors' Level-3 transform: clip to [0, clip_max], scale rows to the median total, natural log1p."""
+    clipped = clip_profiles(X, clip_max)
+    totals = profile_totals(clipped)
+    return scale_log1p(clipped, totals, median_total(totals))
 
 
 def apply_transform(adata: ad.AnnData, transform: str) -> ad.AnnData:

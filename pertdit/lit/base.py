@@ -72,8 +72,27 @@ class PerturbationModule(L.LightningModule):
         self.test_metrics.reset()
         rows, preds = self._gather_test_predictions()
         self._test_rows, self._test_preds = [], []
-        if self.prediction_path and self.trainer.is_global_zero and rows.numel():
-            self.write_predictions(rows, preds, self.prediction_path)
+        if not rows.numel():
+            return
+        pred = self._prediction_adata(rows, preds)
+        self._add_replicate_ceiling(pred)
+        if self.prediction_path and self.trainer.is_global_zero:
+            self.write_predictions(rows, preds, self.prediction_path, pred=pred)
+
+    def _add_replicate_ceiling(self, pred) -> None:
+        """Append the replicate ceiling (and the model on the same rows) to `test_table` and log both."""
+        from pertdit.metrics.evaluate import prediction_ceiling
+        from pertdit.metrics.replicates import with_replicate_ceiling
+
+        ceiling = prediction_ceiling(pred, self.relu_predictions, self.test_metrics.control_reference)
+        self.test_table = with_replicate_ceiling(self.test_table, ceiling)
+        for row in ceiling.itertuples():
+            self.log(f"test/ceiling/{row.metric}/{row.grouping}", float(row.ceiling_mean), rank_zero_only=True)
+            self.log(f"test/same_rows/{row.metric}/{row.grouping}", float(row.model_same_rows_mean),
+                     rank_zero_only=True)
+        first = ceiling.iloc[0]
+        self.log("test/ceiling_profiles", float(first["ceiling_profiles"]), rank_zero_only=True)
+        self.log("test/unreplicated_profiles", float(first["unreplicated_profiles"]), rank_zero_only=True)
 
     def _gather_test_predictions(self) -> tuple[torch.Tensor, torch.Tensor]:
         if not self._test_rows:
@@ -89,15 +108,26 @@ class PerturbationModule(L.LightningModule):
         keep[1:] = rows[1:] != rows[:-1]
         return rows[keep], preds[keep]
 
-    def write_predictions(self, rows: torch.Tensor, preds: torch.Tensor, path: str | Path) -> Path:
-        """Write PRED.h5ad (X = predictions, layers truth/control) for the given dataset rows."""
+    def _prediction_adata(self, rows: torch.Tensor, preds: torch.Tensor):
+        """The PRED AnnData of the given dataset rows (lit/predictions.py)."""
         from pertdit.lit.predictions import build_prediction_adata
 
         adata = self.trainer.datamodule.adata
-        pred = build_prediction_adata(adata, rows.numpy(), preds.numpy(), relu=self.relu_predictions)
+        return build_prediction_adata(adata, rows.numpy(), preds.float().numpy(), relu=self.relu_predictions)
+
+    def write_predictions(self, rows: torch.Tensor, preds: torch.Tensor, path: str | Path, pred=None) -> Path:
+        """Write PRED.h5ad (X = predictions, layers truth/control) for the given dataset rows: `pred` when it
+        is already built, else block by block from the (memory-mapped) dataset."""
+        from pertdit.data.h5ad_io import write_quietly
+        from pertdit.lit.predictions import write_prediction_h5ad
+
+        if pred is None:
+            adata = self.trainer.datamodule.adata
+            return write_prediction_h5ad(adata, rows.numpy(), preds.float().numpy(), path,
+                                         relu=self.relu_predictions)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        pred.write_h5ad(path)
+        write_quietly(pred, path)
         return path
 
     # -- optimisation ---------------------------------------------------------------------------------------

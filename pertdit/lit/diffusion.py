@@ -77,7 +77,8 @@ class DiffusionModule(PerturbationModule):
         total = torch.zeros_like(self.target_mean, dtype=torch.float64)
         total_sq = torch.zeros_like(total)
         for start in range(0, len(rows), chunk):
-            y = self._target(datamodule.batch_of_rows(rows[start:start + chunk])).double().to(total.device)
+            batch = datamodule.batch_of_rows(rows[start:start + chunk], conditions=False)  # no drug tokens
+            y = self._target(batch).double().to(total.device)
             total += y.sum(0)
             total_sq += (y * y).sum(0)
         mean = total / len(rows)

@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anndata as ad
 import numpy as np
+import pandas as pd
 
-PREDICTION_OBS_COLUMNS = ("cell_id", "drug", "dose", "pert_id", "pert_iname", "smiles", "cov_drug_dose",
-                          "cov_drug", "drug_dose")
+from pertdit.metrics.replicates import replicate_group_keys
+
+PREDICTION_OBS_COLUMNS = ("cell_id", "drug", "dose", "time", "pert_id", "pert_iname", "smiles", "plate",
+                          "cov_drug_dose", "cov_drug", "drug_dose")
+#: profiles written per block by `write_prediction_h5ad`
+BLOCK_ROWS = 8192
+
+
+def prediction_obs(dataset: ad.AnnData, rows: np.ndarray) -> pd.DataFrame:
+    """obs of the PRED file: the contract's columns of the dataset `rows`, and each row's replicate group."""
+    obs = dataset.obs.iloc[rows][[c for c in PREDICTION_OBS_COLUMNS if c in dataset.obs]].copy()
+    obs["replicate_group"] = replicate_group_keys(obs).to_numpy()  # what the replicate ceiling groups by
+    return obs
+
+
+def prediction_uns(rows: np.ndarray, relu: bool, dataset: ad.AnnData | None = None) -> dict:
+    """uns of the PRED file: whether predictions are ReLU'd before scoring, the dataset rows, and the drug
+    representation that produced the conditions (with any substitution it made), when the dataset records it."""
+    meta = {"relu_predictions": bool(relu), "rows": np.asarray(rows, dtype=np.int64)}
+    representation = {} if dataset is None else dataset.uns.get("pertdit", {}).get("representation")
+    if representation:
+        meta["representation"] = dict(representation)
+    return {"pertdit": meta}
 
 
 def build_prediction_adata(dataset: ad.AnnData, rows: np.ndarray, preds: np.ndarray,
@@ -16,9 +40,29 @@ def build_prediction_adata(dataset: ad.AnnData, rows: np.ndarray, preds: np.ndar
     truth = np.asarray(dataset.X[rows], dtype=np.float32)
     control_rows = dataset.obs["paired_control_index"].to_numpy()[rows]
     control = np.asarray(dataset.X[control_rows], dtype=np.float32)
-    obs = dataset.obs.iloc[rows][[c for c in PREDICTION_OBS_COLUMNS if c in dataset.obs]].copy()
-    pred = ad.AnnData(X=np.asarray(preds, dtype=np.float32), obs=obs, var=dataset.var.copy())
+    pred = ad.AnnData(X=np.asarray(preds, dtype=np.float32), obs=prediction_obs(dataset, rows),
+                      var=dataset.var.copy())
     pred.layers["truth"] = truth
     pred.layers["control"] = control
-    pred.uns["pertdit"] = {"relu_predictions": bool(relu), "rows": rows}
+    pred.uns.update(prediction_uns(rows, relu, dataset))
     return pred
+
+
+def write_prediction_h5ad(dataset: ad.AnnData, rows: np.ndarray, preds: np.ndarray, path: str | Path,
+                          relu: bool = False, block_rows: int = BLOCK_ROWS) -> Path:
+    """Write the PRED.h5ad of `build_prediction_adata` block by block: truth and control profiles are read
+    from the dataset (memory-mapped at full size) and written `block_rows` at a time, so only the predictions
+    are ever held whole. Atomic: the file appears only when complete."""
+    from pertdit.data.h5ad_io import DenseH5adWriter
+
+    rows = np.asarray(rows, dtype=np.int64)
+    control_rows = dataset.obs["paired_control_index"].to_numpy()[rows]
+    with DenseH5adWriter(path, prediction_obs(dataset, rows), dataset.var.copy(),
+                         prediction_uns(rows, relu, dataset)) as writer:
+        truth, control = writer.add_layer("truth"), writer.add_layer("control")
+        for start in range(0, len(rows), block_rows):
+            block = slice(start, start + block_rows)
+            writer.X[block] = np.asarray(preds[block], dtype=np.float32)
+            truth[block] = np.asarray(dataset.X[rows[block]], dtype=np.float32)
+            control[block] = np.asarray(dataset.X[control_rows[block]], dtype=np.float32)
+        return writer.commit()

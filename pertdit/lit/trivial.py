@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import torch
 
 from pertdit.lit.base import Batch, PerturbationModule
@@ -16,13 +19,14 @@ class TrivialModule(PerturbationModule):
     requires_training = False
 
     def __init__(self, kind: str = "mean_shift", n_genes: int = 0, n_drugs: int = 0, d_pert: int = 0,
-                 n_cells: int = 0, dose_decimals: int = 4, **base_kwargs) -> None:
+                 n_cells: int = 0, dose_decimals: int = 4, fit_chunk_rows: int = 4096, **base_kwargs) -> None:
         super().__init__(**base_kwargs)
         if kind not in KINDS:
             raise ValueError(f"unknown trivial baseline {kind!r}; choose one of {KINDS}")
         self.save_hyperparameters()
         self.kind = kind
         self.dose_decimals = dose_decimals
+        self.fit_chunk_rows = fit_chunk_rows
         self.register_buffer("global_shift", torch.zeros(n_genes))
         self.register_buffer("drug_shift", torch.zeros(n_drugs, n_genes))
         self.register_buffer("drug_seen", torch.zeros(n_drugs, dtype=torch.bool))
@@ -33,19 +37,45 @@ class TrivialModule(PerturbationModule):
         return torch.stack([drug_index.double(), torch.round(dose.double() * 10**self.dose_decimals)], dim=1)
 
     @torch.no_grad()
-    def fit_statistics(self, batch: Batch) -> None:
-        """Mean shifts (x0 - c_pre) of the training batch: global, per drug, per (drug, dose)."""
-        shift = batch["x0"] - batch["c_pre"]
-        drug = batch["drug_index"]
-        self.global_shift = shift.mean(0)
-        counts = torch.zeros(self.drug_shift.shape[0]).index_add_(0, drug, torch.ones(len(drug)))
-        sums = torch.zeros_like(self.drug_shift).index_add_(0, drug, shift)
-        self.drug_seen = counts > 0
-        self.drug_shift = sums / counts.clamp(min=1)[:, None]
-        keys, inverse = torch.unique(self._dose_key(drug, batch["dose"]), dim=0, return_inverse=True)
-        key_counts = torch.zeros(len(keys), dtype=shift.dtype).index_add_(0, inverse, torch.ones(len(drug)))
-        self.dose_keys = keys.float()
-        self.dose_shift = torch.zeros(len(keys), shift.shape[1]).index_add_(0, inverse, shift) / key_counts[:, None]
+    def fit_statistics(self, source: Batch | Iterable[Batch] | Any) -> None:
+        """Mean shifts (x0 - c_pre): global, per drug, per (drug, dose), summed in float64 batch by batch.
+
+        `source`: a data module (its training rows, streamed in chunks of `fit_chunk_rows` without drug
+        tokens), an iterable of batches, or one batch.
+        """
+        if isinstance(source, dict):
+            batches: Iterable[Batch] = [source]
+        elif hasattr(source, "iter_batches"):
+            batches = source.iter_batches("train", self.fit_chunk_rows, conditions=False)
+        else:
+            batches = source
+        n_drugs, n_genes = self.drug_shift.shape
+        total, count = torch.zeros(n_genes, dtype=torch.float64), 0
+        drug_sums = torch.zeros(n_drugs, n_genes, dtype=torch.float64)
+        drug_counts = torch.zeros(n_drugs, dtype=torch.float64)
+        dose_sums: dict[tuple[float, float], torch.Tensor] = {}
+        dose_counts: dict[tuple[float, float], int] = {}
+        for batch in batches:
+            shift = (batch["x0"] - batch["c_pre"]).double().cpu()
+            drug = batch["drug_index"].cpu()
+            total += shift.sum(0)
+            count += len(shift)
+            drug_sums.index_add_(0, drug, shift)
+            drug_counts.index_add_(0, drug, torch.ones(len(drug), dtype=torch.float64))
+            keys, inverse = torch.unique(self._dose_key(drug, batch["dose"].cpu()), dim=0, return_inverse=True)
+            sums = torch.zeros(len(keys), n_genes, dtype=torch.float64).index_add_(0, inverse, shift)
+            counts = torch.bincount(inverse, minlength=len(keys))
+            for key, key_sum, key_count in zip(map(tuple, keys.tolist()), sums, counts.tolist()):
+                dose_sums[key] = dose_sums[key] + key_sum if key in dose_sums else key_sum
+                dose_counts[key] = dose_counts.get(key, 0) + key_count
+        device = self.global_shift.device
+        self.global_shift = (total / max(count, 1)).float().to(device)
+        self.drug_seen = (drug_counts > 0).to(device)
+        self.drug_shift = (drug_sums / drug_counts.clamp(min=1)[:, None]).float().to(device)
+        order = sorted(dose_sums)
+        self.dose_keys = torch.tensor(order, dtype=torch.float32).reshape(-1, 2).to(device)
+        self.dose_shift = (torch.stack([dose_sums[k] / dose_counts[k] for k in order]).float() if order
+                           else torch.zeros(0, n_genes)).to(device)
 
     def predict_batch(self, batch: Batch) -> torch.Tensor:
         control = batch["c_pre"]

@@ -1,8 +1,10 @@
 """The 10 measures: R2 and PCC(lnFC), per sample and over 4 groupings (DESIGN.md, "The 10 measures").
 
 Everything is vectorised: row-wise statistics on (N, G) arrays; group means by sorting samples by group and
-summing with `np.add.reduceat`. Work runs in float64 over blocks of ~4k samples (per-sample) or of whole
-groups (grouped), so memory stays bounded on large test sets.
+summing with `np.add.reduceat`. `compute_measures` runs in float64 over blocks of ~4k samples through the
+sufficient statistics of `pertdit.metrics.accumulate` (per-sample values and per-(cell, drug, dose) sums), the
+one implementation that `PerturbationMetrics` and `evaluate_h5ad` share, so memory stays bounded on large
+test sets.
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ def compute_measures(
     the mean of all control rows of that cell line, PRnet's variant). NaN values (constant profiles) are
     left out of mean/median/min/max and counted in `n_nan`; `n_groups` counts all groups.
     """
+    from pertdit.metrics.accumulate import GroupSums, measures_from_sums, per_sample_values
+
     truth, pred, control = _validate(truth, pred, control)
     if control_reference not in CONTROL_REFERENCES:
         raise ValueError(f"control_reference must be one of {CONTROL_REFERENCES}, got {control_reference!r}")
@@ -108,21 +112,15 @@ def compute_measures(
     keys = group_keys(cell, drug, dose)
     if len(keys["drug"]) != n:
         raise DataError(f"cell, drug and dose have {len(keys['drug'])} rows but the profiles have {n}")
-    if relu:
-        pred = np.maximum(pred, 0)
-
-    values: dict[tuple[str, str], np.ndarray] = {}
-    values["r2", "per_sample"], values["pcc_lnfc", "per_sample"] = _per_sample(truth, pred, control)
-
-    cell_codes = _codes("cell", cell)
-    cell_means = group_means(cell_codes, control) if control_reference == "cell_mean" else None
-    for grouping in GROUPINGS[1:]:
-        values["r2", grouping], values["pcc_lnfc", grouping] = _grouped(
-            keys[grouping], truth, pred, control, cell_codes, cell_means
-        )
-
-    rows = [_summary(m, g, values[m, g]) for m in METRICS for g in GROUPINGS]
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    codes = np.column_stack([_codes("cell", cell), _codes("drug", drug), np.asarray(dose, dtype=np.float64)])
+    groups, r2, pcc = GroupSums(), np.empty(n), np.empty(n)
+    for start in range(0, n, _CHUNK_ROWS):
+        rows = slice(start, start + _CHUNK_ROWS)
+        y, p, x = truth[rows], pred[rows], control[rows]
+        p = np.maximum(p, 0) if relu else p
+        r2[rows], pcc[rows] = per_sample_values(y, p, x)
+        groups.add(codes[rows], y, p, x)
+    return measures_from_sums(r2, pcc, *groups.arrays(), control_reference=control_reference)
 
 
 def empty_measures() -> pd.DataFrame:
@@ -169,41 +167,6 @@ def _validate(*arrays: np.ndarray) -> list[np.ndarray]:
         if n_inf:
             raise DataError(f"{name} contains {n_inf} infinite values; remove them before scoring")
     return arrays
-
-
-def _per_sample(truth: np.ndarray, pred: np.ndarray, control: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sample R2(y_i, p_i) and pearson(y_i - x_i, p_i - x_i), in float64 row chunks: (N,), (N,)."""
-    n = truth.shape[0]
-    r2, pcc = np.empty(n), np.empty(n)
-    for start in range(0, n, _CHUNK_ROWS):
-        rows = slice(start, start + _CHUNK_ROWS)
-        y, p, x = (np.asarray(a[rows], dtype=np.float64) for a in (truth, pred, control))
-        r2[rows] = r2_rows(y, p)
-        pcc[rows] = pearson_rows(y - x, p - x)
-    return r2, pcc
-
-
-def _grouped(
-    codes: np.ndarray,
-    truth: np.ndarray,
-    pred: np.ndarray,
-    control: np.ndarray,
-    cell_codes: np.ndarray,
-    cell_means: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-group R2(mean y, mean p) and pearson(mean y - ref, mean p - ref): (K,), (K,).
-
-    ref = mean of the group's paired controls, or of its samples' cell-line means when `cell_means` is given.
-    """
-    r2, pcc = [np.empty(0)], [np.empty(0)]
-    for rows, starts, counts in _group_blocks(codes):
-        mean_y = _block_means(truth[rows], starts, counts)
-        mean_p = _block_means(pred[rows], starts, counts)
-        ref_rows = control[rows] if cell_means is None else cell_means[cell_codes[rows]]
-        ref = _block_means(ref_rows, starts, counts)
-        r2.append(r2_rows(mean_y, mean_p))
-        pcc.append(pearson_rows(mean_y - ref, mean_p - ref))
-    return np.concatenate(r2), np.concatenate(pcc)
 
 
 def _group_blocks(codes: np.ndarray):

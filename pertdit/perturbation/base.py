@@ -1,10 +1,11 @@
 """What every drug representation shares: the feature container, the interface, SMILES and dose checks,
-and the offline resolution of pretrained weights."""
+and the resolution of pretrained weights (Hugging Face Hub, downloaded on first use unless offline)."""
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,6 +65,15 @@ class PerturbationFeatures:
             out[start : start + step] = total / np.maximum(m.sum(axis=1, keepdims=True), 1)
         return out
 
+    def gather(self, rows: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """tokens (B, L, D) float32 and mask (B, L) of conditions `rows`, cut after the last real token of
+        these B (each batch is padded to its own longest sequence, not the dataset's)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        mask = np.asarray(self.mask[rows], dtype=bool)
+        used = np.flatnonzero(mask.any(axis=0))
+        length = int(used[-1]) + 1 if len(used) else 1
+        return np.asarray(self.tokens[rows, :length], dtype=np.float32), mask[:, :length]
+
     def take(self, rows: Sequence[int] | np.ndarray) -> PerturbationFeatures:
         """A copy holding only `rows` (in that order)."""
         rows = np.asarray(rows, dtype=np.int64)
@@ -90,8 +100,14 @@ class PerturbationRepresentation(ABC):
     """Turns (SMILES, dose) conditions into token features.
 
     Subclasses set `name`, implement `dim`, `cache_key()` and `encode()`; a representation whose number of
-    tokens varies overrides `token_counts()`, and one whose output depends on generated text overrides
-    `content_key()`, so the embedding cache knows the full shape and content before it computes anything.
+    tokens varies overrides `token_counts()`, so the embedding cache knows the full shape before it computes
+    anything. `cache_key()` must name everything the output depends on (weights fingerprint, options): the
+    cache is keyed by it and the conditions, nothing else is checked on load.
+
+    A representation whose tokens are a concatenation of sequences shared between conditions (text: the
+    description of the SMILES, then the dose prompt) names them in `token_parts()` and implements
+    `part_keys()`, `part_token_counts()` and `embed_part()`; the cache then stores each sequence once
+    (`pertdit.perturbation.factored`).
     """
 
     name: str = "representation"
@@ -114,9 +130,26 @@ class PerturbationRepresentation(ABC):
         """(N,) number of real tokens each condition gets from `encode` (1 for vector representations)."""
         return np.ones(len(smiles), dtype=np.int64)
 
-    def content_key(self, smiles: list[str], doses: list[float]) -> str:
-        """A digest of the inputs as the model sees them (e.g. the texts); empty when `cache_key` says all."""
-        return ""
+    def token_parts(self) -> tuple[str, ...]:
+        """Names of the shared parts a condition's tokens are joined from, in order; () = stored per condition."""
+        return ()
+
+    def part_keys(self, part: str, smiles: list[str], doses: list[float]) -> list[str]:
+        """The key of each condition's sequence in `part` (conditions with one key share the sequence)."""
+        raise NotImplementedError(f"{type(self).__name__} has no token part {part!r}")
+
+    def part_token_counts(self, part: str, keys: list[str]) -> np.ndarray:
+        """(K,) number of tokens of each key's sequence in `part`."""
+        raise NotImplementedError(f"{type(self).__name__} has no token part {part!r}")
+
+    def embed_part(self, part: str, keys: list[str]) -> list[np.ndarray]:
+        """The (tokens_k, D) float32 sequence of each key in `part`."""
+        raise NotImplementedError(f"{type(self).__name__} has no token part {part!r}")
+
+    def provenance(self) -> dict[str, str]:
+        """What produced the features, for a run's records (`uns["pertdit"]["representation"]`): class, name,
+        cache key; text representations add their models and any substitution they made."""
+        return {"class": type(self).__name__, "name": self.name, "cache_key": self.cache_key()}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -222,11 +255,28 @@ def validate_smiles(
     return table.loc[~invalid].copy(), report
 
 
-def resolve_pretrained(model_id: str, local_dir: str | None, role: str, option: str) -> Path:
-    """The local directory holding `model_id`'s weights, without touching the network.
+#: environment variables that forbid downloads (the Hugging Face convention; CI sets HF_HUB_OFFLINE=1)
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+#: weight formats PertDiT never loads (TensorFlow, Flax, ONNX, ...): not downloaded
+IGNORED_WEIGHTS = ("*.h5", "*.msgpack", "*.ot", "*.onnx", "*.tflite", "*.mlmodel", "onnx/*", "coreml/*",
+                   "flax_model*", "tf_model*", "rust_model*")
+
+
+def offline_mode(local_files_only: bool | None = None) -> bool:
+    """True when nothing may be downloaded: `local_files_only` when set, else HF_HUB_OFFLINE or
+    TRANSFORMERS_OFFLINE set to a true value (1, true, yes, on)."""
+    if local_files_only is not None:
+        return bool(local_files_only)
+    return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on") for name in OFFLINE_VARIABLES)
+
+
+def resolve_pretrained(model_id: str, local_dir: str | None, role: str, option: str,
+                       local_files_only: bool | None = None) -> Path:
+    """The local directory holding `model_id`'s weights, downloaded from the Hugging Face Hub when missing.
 
     Looks in `local_dir` when given, then at `model_id` as a path, then in the Hugging Face cache
-    (`HF_HOME` / `HF_HUB_CACHE`). `option` names the config key that sets `local_dir` in the error.
+    (`HF_HOME` / `HF_HUB_CACHE`), downloading into it what is missing, as `from_pretrained` does, unless
+    `offline_mode(local_files_only)`. `option` names the config key that sets `local_dir` in the error.
     """
     if local_dir:
         path = Path(local_dir).expanduser()
@@ -239,21 +289,29 @@ def resolve_pretrained(model_id: str, local_dir: str | None, role: str, option: 
     if Path(model_id).expanduser().is_dir():
         path = Path(model_id).expanduser()
     else:
-        from huggingface_hub import snapshot_download
-
-        try:
-            path = Path(snapshot_download(model_id, local_files_only=True))
-        except Exception as err:  # not cached, or not a valid repo id: the same advice either way
-            raise RepresentationError(
-                f"no weights for {role} {model_id!r} on this machine ({type(err).__name__}); nothing is "
-                f"downloaded. Provide them either with {option}=/path/to/folder (a folder written by "
-                f"`save_pretrained`; Hydra key perturbation.{option}), or in the Hugging Face cache: on a "
-                f"machine with internet run "
-                f"`hf download {model_id}` and copy its cache, pointing HF_HOME (or HF_HUB_CACHE) at it"
-            ) from None
+        path = _from_hub(model_id, role, option, offline_mode(local_files_only))
     if not (path / "config.json").is_file():
         raise RepresentationError(f"{role} {model_id!r}: {path} has no config.json (an incomplete download?)")
     return path
+
+
+def _from_hub(model_id: str, role: str, option: str, offline: bool) -> Path:
+    """The snapshot folder of `model_id` in the Hugging Face cache; downloaded first unless `offline`."""
+    from huggingface_hub import snapshot_download
+
+    provide = (f"Provide them with {option}=/path/to/folder (a folder written by `save_pretrained`; Hydra key "
+               f"perturbation.{option}), or fill the Hugging Face cache (HF_HOME / HF_HUB_CACHE) on a machine "
+               f"that reaches the Hub: `pertdit embed --download-only` (or `hf download {model_id}`)")
+    try:
+        if offline:
+            return Path(snapshot_download(model_id, local_files_only=True))
+        log.info("%s %s: resolving on the Hugging Face Hub (downloaded once into the cache)", role, model_id)
+        return Path(snapshot_download(model_id, ignore_patterns=list(IGNORED_WEIGHTS)))
+    except Exception as err:  # not cached, no network, or not a valid repo id: the same advice either way
+        why = ("not in the local Hugging Face cache and downloads are off (HF_HUB_OFFLINE / "
+               "TRANSFORMERS_OFFLINE / local_files_only)" if offline
+               else f"could not be downloaded from the Hugging Face Hub ({type(err).__name__}: {str(err)[:200]})")
+        raise RepresentationError(f"no weights for {role} {model_id!r}: {why}. {provide}") from None
 
 
 def weights_fingerprint(path: Path) -> str:

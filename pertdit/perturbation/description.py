@@ -247,8 +247,8 @@ class RDKitDescription:
 class Seq2SeqCaptioner:
     """SMILES -> caption with a transformers seq2seq model (MolT5 by default), beam search, no sampling.
 
-    Weights resolve offline only (`local_dir`, a path as `model_id`, or the Hugging Face cache); the model
-    loads on the first `caption` call.
+    Weights resolve from `local_dir`, a path as `model_id`, or the Hugging Face cache, downloaded on first
+    use unless offline (`local_files_only`, HF_HUB_OFFLINE); the model loads on the first `caption` call.
     """
 
     def __init__(
@@ -259,9 +259,10 @@ class Seq2SeqCaptioner:
         max_length: int = 512,
         batch_size: int = 8,
         device: str = "cpu",
+        local_files_only: bool | None = None,
     ) -> None:
         self.model_id = model_id
-        self.path = resolve_pretrained(model_id, local_dir, "captioner", "captioner.local_dir")
+        self.path = resolve_pretrained(model_id, local_dir, "captioner", "captioner.local_dir", local_files_only)
         self.num_beams = num_beams
         self.max_length = max_length
         self.batch_size = batch_size

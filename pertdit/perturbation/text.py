@@ -32,10 +32,12 @@ class TextRepresentation(PerturbationRepresentation):
     """(SMILES, dose) -> tokens (N, L, D): [description tokens | dose-prompt tokens | padding], mask True on
     the real tokens; `pooled=True` gives their masked mean (N, 1, D).
 
-    The description comes from a seq2seq captioner (`describer="captioner"`), from RDKit (`"rdkit"`), or from
-    the captioner when its weights are on this machine and RDKit otherwise (`"auto"`). Description and
-    prompt are embedded separately (each with its own [CLS] ... [SEP]) by the encoder's last hidden state.
-    Every model is read from disk only (`local_files_only`); nothing is downloaded.
+    The description comes from a seq2seq captioner (`describer="captioner"`: an error when its weights
+    cannot be had), from RDKit (`"rdkit"`), or from the captioner when its weights can be had and RDKit
+    otherwise (`"auto"`; the substitution is logged once and kept in `substitution` / `provenance()`).
+    Description and prompt are embedded separately (each with its own [CLS] ... [SEP]) by the encoder's last
+    hidden state. Weights come from a local folder or the Hugging Face cache, downloaded on first use unless
+    offline (`local_files_only: true`, or HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE set).
     """
 
     def __init__(
@@ -53,12 +55,14 @@ class TextRepresentation(PerturbationRepresentation):
         batch_size: int = 16,
         device: str = "cpu",
         cache_dir: str | None = None,
+        local_files_only: bool | None = None,
     ) -> None:
         if describer not in DESCRIBERS:
             raise RepresentationError(f"describer={describer!r} is not one of {DESCRIBERS}")
         self.encoder_id = encoder_id
+        self.local_files_only = local_files_only
         self.encoder_path = resolve_pretrained(
-            encoder_id, encoder_local_dir, "text encoder", "encoder_local_dir"
+            encoder_id, encoder_local_dir, "text encoder", "encoder_local_dir", local_files_only
         )
         self.dose_prompt = bool(dose_prompt)
         self.dose_template = dose_template
@@ -68,6 +72,7 @@ class TextRepresentation(PerturbationRepresentation):
         self.batch_size = int(batch_size)
         self.device = device
         self.cache_dir = cache_dir
+        self.substitution: dict[str, str] | None = None
         self.describer = self._make_describer(describer, dict(captioner or {}), dict(rdkit_description or {}))
         self.name = "text" + ("_pooled" if self.pooled else "") + ("" if self.dose_prompt else "_wo_dosage")
         self._dim: int | None = None
@@ -76,21 +81,23 @@ class TextRepresentation(PerturbationRepresentation):
         self._descriptions: dict[str, str] = {}
         self._prompt_embeddings: dict[str, np.ndarray] = {}
 
-    @staticmethod
-    def _make_describer(
-        choice: str, captioner: dict, rdkit_options: dict
-    ) -> Seq2SeqCaptioner | RDKitDescription:
+    def _make_describer(self, choice: str, captioner: dict, rdkit_options: dict
+                        ) -> Seq2SeqCaptioner | RDKitDescription:
         if choice == "rdkit":
             return RDKitDescription(**rdkit_options)
+        captioner.setdefault("local_files_only", self.local_files_only)
         try:
             return Seq2SeqCaptioner(**captioner)
         except RepresentationError as err:
             if choice == "captioner":
                 raise
             model_id = captioner.get("model_id", DEFAULT_CAPTIONER_ID)
+            self.substitution = {"requested": f"captions by {model_id}", "used": "RDKit-derived descriptions",
+                                 "reason": str(err)}
             if model_id not in _FALLBACK_LOGGED:
                 _FALLBACK_LOGGED.add(model_id)
-                log.warning("describer=auto: using RDKit-derived descriptions instead of captions. %s", err)
+                log.warning("describer=auto: using RDKit-derived descriptions instead of captions by %s (recorded "
+                            "in the dataset's uns['pertdit']['representation']). %s", model_id, err)
             return RDKitDescription(**rdkit_options)
 
     @property
@@ -170,8 +177,41 @@ class TextRepresentation(PerturbationRepresentation):
         prompts = [self.prompt(d) if self.dose_prompt else None for d in doses]
         return list(zip(descriptions, prompts))
 
-    def content_key(self, smiles: list[str], doses: list[float]) -> str:
-        return stable_hash(self.texts(smiles, doses), length=32)
+    def provenance(self) -> dict[str, str]:
+        """Class, name and cache key, the encoder, the describer that ran and any substitution made."""
+        out = {**super().provenance(), "encoder_id": self.encoder_id, "describer": self.describer_name}
+        if isinstance(self.describer, Seq2SeqCaptioner):
+            out["captioner_id"] = self.describer.model_id
+        if self.substitution:
+            out.update({f"substitution_{key}": value for key, value in self.substitution.items()})
+        return out
+
+    # -- token parts: the embedding cache stores each description and each prompt once ------------------------
+    def token_parts(self) -> tuple[str, ...]:
+        if self.pooled:
+            return ()
+        return ("description", "prompt") if self.dose_prompt else ("description",)
+
+    def part_keys(self, part: str, smiles: list[str], doses: list[float]) -> list[str]:
+        """description: the SMILES; prompt: the prompt text (doses that round alike share it)."""
+        if part == "description":
+            return [str(s) for s in smiles]
+        if part == "prompt":
+            return [self.prompt(d) for d in check_doses(doses, smiles)]
+        raise RepresentationError(f"{self!r} has no token part {part!r} (parts: {self.token_parts()})")
+
+    def _part_texts(self, part: str, keys: list[str]) -> list[str]:
+        if part == "description":
+            return self.describe(list(keys))
+        if part == "prompt":
+            return list(keys)
+        raise RepresentationError(f"{self!r} has no token part {part!r} (parts: {self.token_parts()})")
+
+    def part_token_counts(self, part: str, keys: list[str]) -> np.ndarray:
+        return self._token_count(self._part_texts(part, keys))
+
+    def embed_part(self, part: str, keys: list[str]) -> list[np.ndarray]:
+        return self.embed_texts(self._part_texts(part, keys))
 
     # -- encoder -------------------------------------------------------------------------------------
     def _load_tokenizer(self):

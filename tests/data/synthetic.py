@@ -10,8 +10,13 @@ from pertdit.data.preprocess import PreprocessConfig, preprocess
 
 
 def raw_anndata(n_cells: int = 5, n_drugs: int = 10, doses=(0.1, 1.0, 10.0), reps: int = 2, n_controls: int = 3,
-                n_genes: int = 24, seed: int = 0) -> ad.AnnData:
-    """Raw profiles x genes with the GCT metadata names (pert_type, pert_id, pert_dose, cell_id, det_plate)."""
+                n_genes: int = 24, seed: int = 0, n_smiles: int | None = None) -> ad.AnnData:
+    """Raw profiles x genes with the GCT metadata names (pert_type, pert_id, pert_dose, cell_id, det_plate).
+
+    `n_smiles`: when smaller than `n_drugs`, drug d gets the SMILES of drug d % n_smiles, so several
+    `pert_id`s / names share one structure (as on full L1000).
+    """
+    n_smiles = n_smiles or n_drugs
     rng = np.random.default_rng(seed)
     rows = []
     for c in range(n_cells):
@@ -21,7 +26,8 @@ def raw_anndata(n_cells: int = 5, n_drugs: int = 10, doses=(0.1, 1.0, 10.0), rep
         for d in range(n_drugs):
             for dose in doses:
                 rows += [dict(cell_id=cell, pert_type="trt_cp", pert_id=f"BRD-{d:04d}", pert_iname=f"drug{d}",
-                              pert_dose=dose, canonical_smiles="C" * (d + 1) + "O", det_plate=f"P{c}")
+                              pert_dose=dose, canonical_smiles="C" * (d % n_smiles + 1) + "O",
+                              det_plate=f"P{c}")
                          for _ in range(reps)]
     obs = pd.DataFrame(rows, index=[f"prof{i}" for i in range(len(rows))])
     base = rng.uniform(4, 12, size=n_genes)

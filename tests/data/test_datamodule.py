@@ -68,3 +68,23 @@ def test_shuffling_depends_on_seed_and_epoch_only(dm):
 
 def test_dims(dm):
     assert dm.dims == {"n_genes": 978, "d_pert": 1024, "n_drugs": len(dm.drug_names), "n_cells": 1}
+
+
+def test_every_batch_carries_the_profiles_time_in_hours(dm):
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["time"].dtype == torch.float32 and batch["time"].shape == (16,)
+    np.testing.assert_array_equal(batch["time"].numpy(), dm.adata.obs["time"].to_numpy()[batch["row"].numpy()])
+    assert (batch["time"] == 24).all()
+
+
+def test_bundle_batches_carry_both_times_of_a_two_time_source(tmp_path):
+    from pertdit.data.bundle import bundle_path
+
+    module = PertDataModule(expression=str(bundle_path()), compounds=None, sources=["LJP001-002_SKBR3"],
+                            preprocess={"control_kinds": ["DMSO"], "pairing": {"levels": ["plate", "source"]}},
+                            split=SplitSpec(kind="kfold", by="random"), representation=RDKitFingerprint(),
+                            cache_dir=str(tmp_path), batch_size=512)
+    module.prepare_data()
+    module.setup("fit")
+    times = torch.cat([b["time"] for b in module.train_dataloader()])
+    assert set(times.tolist()) == {6.0, 24.0}

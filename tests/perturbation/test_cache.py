@@ -1,4 +1,5 @@
-"""embed_conditions / embed_dataset: unique conditions once, float16 memory map, hits, corruption."""
+"""embed_conditions / embed_dataset: unique conditions once, float16 memory map, hits by key, corruption,
+text stored once per description and per prompt."""
 import json
 import logging
 
@@ -14,6 +15,7 @@ from pertdit.perturbation import (
     embed_dataset,
     load_embeddings,
 )
+from pertdit.perturbation import cache as cache_module
 from pertdit.perturbation.cache import CacheEntryError
 
 SMILES = ["CC(=O)Oc1ccccc1C(=O)O", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "c1ccccc1O", "CCN"]
@@ -60,20 +62,13 @@ def test_other_conditions_or_options_get_their_own_entry(tmp_path):
     assert len(list(tmp_path.iterdir())) == 3
 
 
-@pytest.mark.parametrize(
-    "damage",
-    ["truncate_tokens", "flip_a_byte", "other_key", "no_header", "bad_header", "no_mask"],
-)
+@pytest.mark.parametrize("damage", ["truncate_tokens", "other_key", "no_header", "bad_header", "no_mask"])
 def test_a_damaged_entry_is_rebuilt_with_a_warning(counting, tmp_path, caplog, damage):
     entry = cache_entry(counting, SMILES, DOSES, tmp_path)
     good = np.array(load_embeddings(entry).tokens)
     tokens, header = entry / "tokens.npy", entry / "header.json"
     if damage == "truncate_tokens":
         tokens.write_bytes(tokens.read_bytes()[:-100])
-    elif damage == "flip_a_byte":
-        data = bytearray(tokens.read_bytes())
-        data[-1] ^= 0xFF
-        tokens.write_bytes(bytes(data))
     elif damage == "other_key":
         content = json.loads(header.read_text())
         header.write_text(json.dumps({**content, "key": "0" * 64}))
@@ -89,7 +84,7 @@ def test_a_damaged_entry_is_rebuilt_with_a_warning(counting, tmp_path, caplog, d
     np.testing.assert_array_equal(features.tokens, good)
 
 
-def test_load_embeddings_refuses_a_changed_file_or_another_key(tmp_path):
+def test_load_embeddings_refuses_another_key_and_on_demand_a_changed_file(tmp_path):
     entry = cache_entry(RDKitFingerprint(), SMILES, DOSES, tmp_path)
     key = json.loads((entry / "header.json").read_text())["key"]
     load_embeddings(entry, expected_key=key)
@@ -98,8 +93,29 @@ def test_load_embeddings_refuses_a_changed_file_or_another_key(tmp_path):
     data = bytearray((entry / "mask.npy").read_bytes())
     data[-1] ^= 1
     (entry / "mask.npy").write_bytes(bytes(data))
+    load_embeddings(entry)  # same size and shape: the cheap check on load passes
     with pytest.raises(CacheEntryError, match="checksum of mask.npy"):
-        load_embeddings(entry)
+        load_embeddings(entry, verify=True)
+
+
+def test_a_cache_hit_reads_no_file_whole(counting, tmp_path, monkeypatch):
+    """The key (representation, conditions) and sizes/shapes validate an entry; checksums only on demand."""
+    embed_conditions(counting, SMILES, DOSES, tmp_path)
+    monkeypatch.setattr(cache_module, "_checksum", lambda path: pytest.fail(f"read {path} whole"))
+    embed_conditions(counting, SMILES, DOSES, tmp_path)
+    assert counting.encoded == 4
+
+
+def test_verify_rebuilds_an_entry_whose_bytes_changed(counting, tmp_path, caplog):
+    entry = cache_entry(counting, SMILES, DOSES, tmp_path)
+    good = np.array(load_embeddings(entry).tokens)
+    data = bytearray((entry / "tokens.npy").read_bytes())
+    data[-1] ^= 0xFF
+    (entry / "tokens.npy").write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="pertdit.perturbation.cache"):
+        cache_entry(counting, SMILES, DOSES, tmp_path, verify=True)
+    assert "checksum of tokens.npy" in caplog.text and counting.encoded == 8
+    np.testing.assert_array_equal(load_embeddings(entry, verify=True).tokens, good)
 
 
 def test_without_a_cache_folder_nothing_is_written(counting, tmp_path, monkeypatch):
@@ -108,9 +124,9 @@ def test_without_a_cache_folder_nothing_is_written(counting, tmp_path, monkeypat
     assert features.tokens.dtype == np.float16 and len(features) == 4 and not list(tmp_path.iterdir())
 
 
-def test_text_tokens_are_cached_padded_to_the_longest_condition(text_rep, tmp_path):
+def test_text_tokens_are_the_encoded_conditions(text_rep, tmp_path):
     rep = text_rep()
-    features = embed_conditions(rep, SMILES, DOSES, tmp_path, chunk_size=1)  # one drug per chunk
+    features = embed_conditions(rep, SMILES, DOSES, tmp_path, chunk_size=1)  # one description per chunk
     counts = rep.token_counts([s for s, _ in features.pairs], [d for _, d in features.pairs])
     assert features.tokens.shape == (4, counts.max(), 32)
     np.testing.assert_array_equal(features.mask.sum(axis=1), counts)
@@ -119,6 +135,29 @@ def test_text_tokens_are_cached_padded_to_the_longest_condition(text_rep, tmp_pa
     hit = embed_conditions(text_rep(), SMILES, DOSES, tmp_path)
     np.testing.assert_array_equal(hit.tokens, features.tokens)
     assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_text_stores_each_description_and_each_prompt_once(text_rep, tmp_path):
+    """3 SMILES x doses 0.37, 10, 3.33, 1.11 (0.370001 prompts as 0.37): one sequence per SMILES and per prompt."""
+    smiles = ["CC(=O)Oc1ccccc1C(=O)O", "c1ccccc1O", "CCN"] * 4
+    doses = [0.37, 10.0, 3.33, 1.11, 0.370001, 10.0, 0.37, 3.33, 1.11, 10.0, 0.37, 3.33]
+    entry = cache_entry(text_rep(), smiles, doses, tmp_path)
+    header = json.loads((entry / "header.json").read_text())
+    assert header["layout"] == "parts" and header["conditions"] == len(set(zip(smiles, doses)))
+    assert {p["name"]: p["keys"] for p in header["parts"]} == {"description": 3, "prompt": 4}
+    assert json.loads((entry / "prompt_keys.json").read_text())[0] == "The dosage is 0.37 micromoles."
+
+
+def test_a_batch_is_padded_to_its_own_longest_condition(text_rep, tmp_path):
+    rep = text_rep()
+    features = embed_conditions(rep, SMILES, DOSES, tmp_path)
+    counts = rep.token_counts([s for s, _ in features.pairs], [d for _, d in features.pairs])
+    short = int(np.argmin(counts))
+    tokens, mask = features.gather([short])
+    assert tokens.shape == (1, counts[short], 32) and mask.all() and tokens.dtype == np.float32
+    tokens, mask = features.gather([short, int(np.argmax(counts))])
+    assert tokens.shape[1] == counts.max() and mask.sum(axis=1).tolist() == [counts[short], counts.max()]
+    np.testing.assert_array_equal(tokens[0, counts[short]:], 0.0)
 
 
 def test_embed_dataset_takes_the_treated_rows_of_an_anndata(tmp_path):

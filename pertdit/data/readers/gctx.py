@@ -31,40 +31,77 @@ def read_gctx(
 
     `cid` / `rid`: profile / row ids to read (in that order); only those are read from disk.
     """
-    path = require_file(path, "GCTX file")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as err:
-        raise DataError(
-            f"{path}: not a readable HDF5 (GCTX) file ({err}); for GCT text files use read_gct"
-        ) from err
-    with handle:
-        col_group = _group(handle, COL_META, path)
-        row_group = _group(handle, ROW_META, path)
-        matrix = handle.get(MATRIX)
+    with GctxFile(path) as gctx:
+        profiles = _positions(gctx.col_ids, cid, "cid", gctx.path)
+        genes = _positions(gctx.row_ids, rid, "rid", gctx.path)
+        x = gctx.read(profiles, genes)
+        obs_fields = metadata_fields(gctx.col_group, profiles, len(gctx.col_ids), gctx.path)
+        var_fields = metadata_fields(gctx.row_group, genes, len(gctx.row_ids), gctx.path)
+    cids = gctx.col_ids if profiles is None else gctx.col_ids[profiles]
+    rids = gctx.row_ids if genes is None else gctx.row_ids[genes]
+    where = str(gctx.path)
+    return build_anndata(x, make_obs(cids, obs_fields, where), make_var(rids, var_fields, where))
+
+
+class GctxFile:
+    """An open, checked GCTX file: profile ids `col_ids`, gene ids `row_ids` (both unique, matching the
+    matrix shape) and row-block reads of the (profiles, genes) matrix. Use as a context manager."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = require_file(path, "GCTX file")
+        try:
+            self.handle = h5py.File(self.path, "r")
+        except OSError as err:
+            hint = ("the file is truncated: download or copy it again" if "truncated" in str(err)
+                    else "for GCT text files use read_gct")
+            raise DataError(f"{self.path}: not a readable HDF5 (GCTX) file ({err}); {hint}") from err
+        try:
+            self._check()
+        except BaseException:
+            self.handle.close()
+            raise
+
+    def _check(self) -> None:
+        self.col_group = _group(self.handle, COL_META, self.path)
+        self.row_group = _group(self.handle, ROW_META, self.path)
+        matrix = self.handle.get(MATRIX)
         if not isinstance(matrix, h5py.Dataset) or matrix.ndim != 2:
-            raise DataError(f"{path}: no 2-D dataset /{MATRIX}; this file does not follow the GCTX layout")
-        col_ids = _ids(col_group, path)
-        row_ids = _ids(row_group, path)
-        expected = (len(col_ids), len(row_ids))
+            raise DataError(f"{self.path}: no 2-D dataset /{MATRIX}; this file does not follow the GCTX layout")
+        self.matrix = matrix
+        self.col_ids = _ids(self.col_group, self.path)
+        self.row_ids = _ids(self.row_group, self.path)
+        expected = (len(self.col_ids), len(self.row_ids))
         if matrix.shape != expected:
             hint = " (it looks transposed)" if matrix.shape == expected[::-1] else ""
             raise DataError(
-                f"{path}: /{MATRIX} has shape {matrix.shape} but the metadata describe "
+                f"{self.path}: /{MATRIX} has shape {matrix.shape} but the metadata describe "
                 f"{expected[0]} profiles (/{COL_META}/id) x {expected[1]} genes (/{ROW_META}/id){hint}; "
                 "the file is inconsistent"
             )
-        check_unique(col_ids, "profile", str(path))
-        check_unique(row_ids, "gene (row)", str(path))
-        profiles = _positions(col_ids, cid, "cid", path)
-        genes = _positions(row_ids, rid, "rid", path)
-        x = read_rows(matrix, profiles, genes)
-        obs_fields = _fields(col_group, profiles, len(col_ids), path)
-        var_fields = _fields(row_group, genes, len(row_ids), path)
-    cids = col_ids if profiles is None else col_ids[profiles]
-    rids = row_ids if genes is None else row_ids[genes]
-    where = str(path)
-    return build_anndata(x, make_obs(cids, obs_fields, where), make_var(rids, var_fields, where))
+        check_unique(self.col_ids, "profile", str(self.path))
+        check_unique(self.row_ids, "gene (row)", str(self.path))
+
+    def read(self, rows: np.ndarray | None, cols: np.ndarray | None = None) -> np.ndarray:
+        """matrix[rows][:, cols] (None = all) as read by sorted block reads; DataError naming the file and the
+        profiles when HDF5 cannot read them (a truncated or damaged file)."""
+        try:
+            return read_rows(self.matrix, rows, cols)
+        except OSError as err:
+            where = "" if rows is None or not len(rows) else (
+                f" (profiles {self.col_ids[int(np.min(rows))]} .. {self.col_ids[int(np.max(rows))]})")
+            raise DataError(
+                f"{self.path}: cannot read the matrix{where}: {err}; the file is truncated or damaged, "
+                "download or copy it again"
+            ) from err
+
+    def close(self) -> None:
+        self.handle.close()
+
+    def __enter__(self) -> GctxFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _group(handle: h5py.File, name: str, path: Path) -> h5py.Group:
@@ -103,8 +140,10 @@ def _positions(ids: np.ndarray, wanted: Iterable[str] | None, what: str, path: P
     return positions.astype(np.int64)
 
 
-def _fields(group: h5py.Group, positions: np.ndarray | None, n: int, path: Path) -> dict[str, np.ndarray]:
-    """Every 1-D metadata field of `group` except `id`, at `positions`."""
+def metadata_fields(
+    group: h5py.Group, positions: np.ndarray | None, n: int, path: Path
+) -> dict[str, np.ndarray]:
+    """Every 1-D metadata field of `group` except `id`, at `positions` (None = all)."""
     fields = {}
     for name, item in group.items():
         if name == "id" or not isinstance(item, h5py.Dataset):

@@ -67,6 +67,8 @@ def as_text(values: Any) -> np.ndarray:
         return array.astype(object)
     if array.dtype.kind in "biuf":
         return np.array([_number_text(v) for v in array.tolist()], dtype=object)
+    if array.ndim == 1 and pd.api.types.infer_dtype(array, skipna=False) == "string":
+        return array  # already str only (the common case; fast for a million rows)
     return np.array([_text(v) for v in array.ravel().tolist()], dtype=object).reshape(array.shape)
 
 
