@@ -15,8 +15,8 @@ from pertdit.config import CONFIG_DIR, register_resolvers
 from pertdit.metrics import format_table
 
 # Every model at the quick CPU recipe, a config users can name (pertdit/conf/preset/cpu_quick.yaml): DiTs at
-# d_model 32, one layer, ~400 optimiser steps, DDPM-50 sampling (measured: DDIM-10 scored per-sample
-# PCC(lnFC) 0.387 on the drug-held-out split, DDPM-50 0.608); PRnet and ChemCPA at their defaults.
+# d_model 32, one layer, ~400 optimiser steps, sampled with the quick sampler chosen on validation rows
+# (docs/diffusion.md); PRnet and ChemCPA at their defaults.
 QUICK_MODEL = ["preset=cpu_quick"]
 CONSOLE = ["trainer.enable_progress_bar=false"]
 

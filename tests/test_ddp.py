@@ -2,6 +2,8 @@
 
 The distributed sampler pads an uneven test set with repeated rows; the measures and PRED.h5ad must count
 each row once. The fixed model is `mean_shift` (deterministic, fitted once in the parent process).
+A diffusion model's training draws (timesteps, noise, guidance dropout) differ across ranks and a resumed
+2-process run ends with the weights of an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -16,16 +18,20 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional  # noqa: UP035 - OmegaConf reads these annotations
 
 import anndata as ad
+import lightning as L
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
+from hydra.utils import instantiate
 
 from pertdit.config import CONFIG_DIR, register_resolvers
 from pertdit.demo import QUICK_MODEL
 from pertdit.metrics import GROUPINGS, METRICS
-from pertdit.train import train
+from pertdit.train import build_datamodule, build_model, train
+from tests.helpers import QUIET, TINY_BACKBONE, compose_train
 
 MEASURES = [f"test/{m}/{g}" for m in METRICS for g in GROUPINGS]
 
@@ -91,6 +97,61 @@ def test_a_diffusion_model_trains_and_tests_under_ddp_launched_by_the_command_li
     np.testing.assert_array_equal(pred.uns["pertdit"]["rows"], expected_rows)  # each test row once
     table = pd.read_csv(run_dir / "metrics.csv")
     assert len(table) == 10 and (table.loc[table["grouping"] == "per_sample", "n_groups"] == pred.n_obs).all()
+
+
+class RecordTrainingDraws(L.Callback):
+    """On every rank, saves the draws of each training step (`DiffusionModule.training_draws`) to a file."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.draws = Path(folder), []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        with torch.no_grad():
+            t, noise, drop = module.training_draws(module.to_model_space(batch))
+        self.draws.append({"step": trainer.global_step, "t": t, "noise": noise, "drop": drop})
+
+    def on_train_end(self, trainer, module) -> None:
+        torch.save(self.draws, self.folder / f"draws_rank{trainer.global_rank}.pt")
+
+
+def _ddp_fit(run_dir: Path, cache: Path, data_dir: Path, epochs: int, ckpt_path: Path | None = None,
+             record: bool = False) -> Path:
+    """A tiny CrossDiT (with guidance dropout) trained by 2 gloo processes; returns its last.ckpt."""
+    overrides = ["model=crossdit", *QUIET, *TINY_BACKBONE, "trainer=ddp_cpu", "split=random_fold",
+                 "trainer.limit_val_batches=0", "trainer.limit_train_batches=2", f"trainer.max_epochs={epochs}",
+                 "data.batch_size=8", "model.warmup_steps=2", "model.cosine_steps=8", "diffusion.cfg_drop_prob=0.5",
+                 "trainer.strategy.find_unused_parameters=false"]
+    cfg = compose_train(overrides, run_dir, cache, data_dir)
+    L.seed_everything(cfg.seed)
+    dm = build_datamodule(cfg)
+    model = build_model(cfg, dm, run_dir)
+    callbacks = [L.pytorch.callbacks.ModelCheckpoint(dirpath=run_dir / "ckpt", save_last=True)]
+    if record:
+        callbacks.append(RecordTrainingDraws(run_dir))
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False)
+    trainer.fit(model, datamodule=dm, ckpt_path=None if ckpt_path is None else str(ckpt_path))
+    return run_dir / "ckpt" / "last.ckpt"
+
+
+@pytest.mark.timeout(300)
+def test_ranks_draw_their_own_noise_and_a_resumed_ddp_run_ends_with_the_same_weights(tmp_path, data_dir):
+    cache = tmp_path / "cache"
+    uninterrupted = _ddp_fit(tmp_path / "full", cache, data_dir, epochs=2, record=True)
+    rank0, rank1 = (torch.load(tmp_path / "full" / f"draws_rank{r}.pt") for r in (0, 1))
+    assert [d["step"] for d in rank0] == [d["step"] for d in rank1] == [0, 1, 2, 3]
+    for a, b in zip(rank0, rank1):  # same batch shape on both ranks, different draws
+        assert a["noise"].shape == b["noise"].shape and not torch.equal(a["noise"], b["noise"])
+        assert not torch.equal(a["t"], b["t"])
+    assert any(not torch.equal(a["drop"], b["drop"]) for a, b in zip(rank0, rank1))
+    half = _ddp_fit(tmp_path / "half", cache, data_dir, epochs=1)
+    resumed = _ddp_fit(tmp_path / "resumed", cache, data_dir, epochs=2, ckpt_path=half)
+    expected = torch.load(uninterrupted, weights_only=False)["state_dict"]
+    got = torch.load(resumed, weights_only=False)["state_dict"]
+    assert expected.keys() == got.keys()
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], msg=f"{name} differs after resume")
+    changed = torch.load(half, weights_only=False)["state_dict"]
+    assert any(not torch.equal(changed[n], expected[n]) for n in expected), "the second epoch must train"
 
 
 @dataclass

@@ -34,9 +34,6 @@ TINY = ModelSize(d_model=16, n_layers=1, n_heads=1, mlp_hidden=16, time_embed_di
 
 # model configs (pertdit/conf/model/<name>.yaml) of the four diffusion backbones
 MODELS: tuple[str, ...] = ("crossdit", "catcrossdit", "adadit_rdkit", "catonlycrossdit")
-# (label, sampler, steps); DDPM always runs all T = 50 training timesteps of the authors' schedule
-SAMPLERS: tuple[tuple[str, str, int], ...] = (("DDPM T=50", "ddpm", 50), ("DDIM 25", "ddim", 25),
-                                              ("DDIM 10", "ddim", 10))
 SECTIONS: tuple[str, ...] = ("training", "sampling", "attention", "memory", "loading", "scaling", "datascale")
 
 
@@ -58,10 +55,11 @@ class BenchSettings:
     sampling_model: str = "crossdit"     # timed-size sampling speed
     sampling_full: bool = False          # time whole sampling runs (else one denoising step x steps)
     sampling_repeats: int = 1
-    test_profiles: int | None = None     # sample only the first N test profiles (None: the whole test set)
+    test_profiles: int | None = None     # sample only the first N test/validation profiles (None: all)
     accuracy_model: str = "catonlycrossdit"
     accuracy_size: ModelSize = SMALL
     accuracy_epochs: int = 150
+    accuracy_seeds: int = 3              # sampling seeds per sampler in the accuracy table
     loader_min_batches: int = 300
     loader_min_seconds: float = 1.0
     scaling_model: str = "crossdit"
@@ -87,10 +85,10 @@ CUDA = replace(CPU, warmup=3, warmup_batch=None, repeats=10, attention_batch=64,
                sampling_repeats=3, scaling_size=AUTHORS, autocast_bf16=True)
 QUICK = replace(CPU, size=TINY, batch_size=8, repeats=1, attention_batch=2,
                 attention_repeats=1, memory_batches=(4,), memory_naive_batches=(), warmup_batch=2,
-                test_profiles=8, accuracy_size=TINY, accuracy_epochs=1, loader_min_batches=5, loader_min_seconds=0.0,
-                profile_factors=(1, 2), gene_counts=(978, 1956), scaling_base_rows=16, scaling_batch=8,
-                scale_profiles=(600, 1200), scale_warm=False, scale_loader_batches=10, scale_loader_workers=(0,),
-                scale_eval_profiles=2000, scale_eval_group_sizes=(4,))
+                test_profiles=8, accuracy_size=TINY, accuracy_epochs=1, accuracy_seeds=1, loader_min_batches=5,
+                loader_min_seconds=0.0, profile_factors=(1, 2), gene_counts=(978, 1956), scaling_base_rows=16,
+                scaling_batch=8, scale_profiles=(600, 1200), scale_warm=False, scale_loader_batches=10,
+                scale_loader_workers=(0,), scale_eval_profiles=2000, scale_eval_group_sizes=(4,))
 
 
 def settings_for(device: str, quick: bool = False) -> BenchSettings:

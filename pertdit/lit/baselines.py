@@ -18,6 +18,7 @@ from pertdit.models.chemcpa import ChemCPA
 from pertdit.models.prnet import PRnet
 
 PREDICT_MODES = ("mean", "sample")
+ADVERSARY_SCHEDULES = ("chemcpa", "cpa")
 
 
 def drug_vector(batch: Batch) -> torch.Tensor:
@@ -30,17 +31,27 @@ def drug_vector(batch: Batch) -> torch.Tensor:
     return (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
+NLL_MIN_VARIANCE = 1e-6  # torch.nn.GaussianNLLLoss's eps, which PRnet's and ChemCPA's code use
+
+
 def gaussian_nll(mean: torch.Tensor, var: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over all entries of -log N(target; mean, var), constant included: (B, G) x 3 -> scalar."""
+    """Mean over all entries of -log N(target; mean, var), constant included: (B, G) x 3 -> scalar.
+
+    The variance is clamped at 1e-6 as in `torch.nn.GaussianNLLLoss` (which the published code uses; it
+    leaves out the constant 0.5 log 2 pi, which changes no gradient).
+    """
+    var = var.clamp(min=NLL_MIN_VARIANCE)
     return 0.5 * (math.log(2 * math.pi) + torch.log(var) + (target - mean) ** 2 / var).mean()
 
 
 class PRnetModule(PerturbationModule):
-    """PRnet trained with Gaussian NLL + `mse_weight` x MSE of the mean; Adam + ReduceLROnPlateau on val/mse.
+    """PRnet trained with Gaussian NLL (+ `mse_weight` x MSE of the mean, 0 as published); Adam +
+    ReduceLROnPlateau on val/mse.
 
-    `predict_mode`: "mean" returns the decoder mean with the decoder noise at its mean (zero); "sample"
-    draws the decoder noise and a Gaussian sample N(mean, var) from a generator seeded with `sample_seed`,
-    so evaluating the same batch twice gives the same answer.
+    `predict_mode`: "sample" (as PRnet's test code) draws the decoder noise and a Gaussian sample from
+    N(clamp(mean, 1e-3, 1e3), clamp(sd, 1e-3, 1e3)^2), from a generator seeded with `sample_seed` and the
+    batch's first row, so evaluating the same batch twice gives the same answer; "mean" returns the decoder
+    mean with the decoder noise at its mean (zero).
     """
 
     def __init__(
@@ -58,13 +69,13 @@ class PRnetModule(PerturbationModule):
         dropout: float = 0.05,
         leaky_slope: float = 0.3,
         relu_mean: bool = True,
-        min_variance: float = 1e-4,
-        mse_weight: float = 1.0,
+        min_variance: float = 0.0,
+        mse_weight: float = 0.0,
         lr: float = 1e-3,
-        weight_decay: float = 0.0,
+        weight_decay: float = 1e-8,
         lr_factor: float = 0.5,
         lr_patience: int = 10,
-        predict_mode: str = "mean",
+        predict_mode: str = "sample",
         sample_seed: int = 0,
         **base_kwargs: Any,
     ) -> None:
@@ -96,11 +107,12 @@ class PRnetModule(PerturbationModule):
         if self.hparams.predict_mode == "mean":
             mean, _ = self.model(c_pre, drug_vector(batch))
             return mean
-        generator = torch.Generator(device=c_pre.device).manual_seed(self.hparams.sample_seed)
+        seed = self.hparams.sample_seed + (int(batch["row"][0]) if "row" in batch else 0)
+        generator = torch.Generator(device=c_pre.device).manual_seed(seed)
         noise = self.model.make_noise(c_pre.shape[0], c_pre, generator=generator)
         mean, var = self.model(c_pre, drug_vector(batch), noise=noise)
         eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return mean + var.sqrt() * eps
+        return mean.clamp(1e-3, 1e3) + var.sqrt().clamp(1e-3, 1e3) * eps
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr,
@@ -115,11 +127,13 @@ class PRnetModule(PerturbationModule):
 class ChemCPAModule(PerturbationModule):
     """ChemCPA trained adversarially with manual optimisation (an autoencoder and an adversary optimiser).
 
-    Every `adversary_steps`-th training step (the first included) updates the adversaries: cross-entropy of
-    drug and cell line from the (detached) basal latent of the perturbed profile + `penalty` x their gradient
-    penalty. The other steps update the autoencoder: Gaussian NLL of the perturbed profile (encode x0, add
+    Adversary steps (`adversary_schedule`, see `is_adversary_step`) update the adversaries: cross-entropy of
+    drug and cell line from the (detached) basal latent of the perturbed profile + `penalty` x the gradient
+    penalty of each adversary (the mean squared gradient of its summed logits with respect to the latent).
+    The other steps update the autoencoder: Gaussian NLL of the perturbed profile (encode x0, add
     drug/dose/cell, decode) + `control_weight` x NLL of the control (encode c_pre, add the cell only, decode)
-    - `reg_drug` x drug-adversary CE - `reg_cell` x cell-adversary CE.
+    - `reg_drug` x drug-adversary CE - `reg_cell` x cell-adversary CE, its gradient norm clipped at
+    `autoencoder_grad_clip`. Both learning rates decay by `lr_gamma` every `lr_step_size` epochs.
     Prediction is counterfactual: encode c_pre, add the batch's drug/dose/cell embeddings, decode (the mean).
     """
 
@@ -135,29 +149,36 @@ class ChemCPAModule(PerturbationModule):
         hidden: int = 256,
         depth: int = 4,
         dose_encoder: str = "amortized",
-        drug_hidden: int = 256,
-        drug_depth: int = 2,
+        drug_hidden: int = 128,
+        drug_depth: int = 4,
         doser_hidden: int = 64,
-        doser_depth: int = 2,
+        doser_depth: int = 3,
         adversary_hidden: int = 128,
-        adversary_depth: int = 2,
+        adversary_depth: int = 3,
         dropout: float = 0.0,
         normalize_drug_vector: bool = True,
         min_variance: float = 1e-4,
         control_weight: float = 1.0,
         adversary_steps: int = 3,
+        adversary_schedule: str = "chemcpa",
         reg_drug: float = 9.1,
         reg_cell: float = 16.2,
         penalty: float = 0.455,
-        autoencoder_lr: float = 1e-3,
-        autoencoder_wd: float = 1e-6,
-        adversary_lr: float = 3e-4,
-        adversary_wd: float = 1e-6,
+        autoencoder_lr: float = 1.5751320499779737e-3,
+        autoencoder_wd: float = 6.251373574521742e-7,
+        adversary_lr: float = 1.1926173789223548e-3,
+        adversary_wd: float = 9.846738873614555e-6,
+        autoencoder_grad_clip: float | None = 1.0,
+        lr_step_size: int | None = 6,
+        lr_gamma: float = 0.9,
         **base_kwargs: Any,
     ) -> None:
         super().__init__(**base_kwargs)
         if adversary_steps < 1:
             raise ValueError(f"ChemCPAModule: adversary_steps must be >= 1, got {adversary_steps}")
+        if adversary_schedule not in ADVERSARY_SCHEDULES:
+            raise ValueError(f"ChemCPAModule: unknown adversary_schedule {adversary_schedule!r}; "
+                             f"choose one of {ADVERSARY_SCHEDULES}")
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.model = ChemCPA(n_genes, d_pert, n_drugs, n_cells, latent_dim=latent_dim, hidden=hidden,
@@ -170,17 +191,27 @@ class ChemCPAModule(PerturbationModule):
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
 
     def is_adversary_step(self) -> bool:
-        """Whether the next step updates the adversaries (every `adversary_steps`-th, the first included)."""
-        return int(self.iteration) % self.hparams.adversary_steps == 0
+        """Whether the next step updates the adversaries, with k = `adversary_steps` and i the step count:
+
+        - `adversary_schedule="chemcpa"`: when i % k == 0 (one step in k, the first included), as ChemCPA's
+          published code (`if (self.iteration % self.hparams["adversary_steps"]) == 0`: "every X steps,
+          update the adversary INSTEAD OF the autoencoder");
+        - `"cpa"`: when i % k != 0 (k - 1 steps in k), as CPA's code (`if self.iteration %
+          self.hparams["adversary_steps"]:`).
+        """
+        on_multiple = int(self.iteration) % self.hparams.adversary_steps == 0
+        return on_multiple if self.hparams.adversary_schedule == "chemcpa" else not on_multiple
 
     def adversary_losses(self, basal: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
-        """Adversaries' cross-entropies (drug, cell) on the basal latent (B, Z) and their gradient penalty."""
+        """Adversaries' cross-entropies (drug, cell) on the basal latent (B, Z) and, when the latent requires
+        grad, one gradient penalty per adversary: mean over (B, Z) of (d sum(logits) / d basal)^2."""
         drug_logits, cell_logits = self.model.adversary_logits(basal)
         terms = {"adv_drug": F.cross_entropy(drug_logits, batch["drug_index"]),
                  "adv_cell": F.cross_entropy(cell_logits, batch["cell_index"])}
         if basal.requires_grad and torch.is_grad_enabled():
-            grads = torch.autograd.grad([drug_logits.sum(), cell_logits.sum()], basal, create_graph=True)[0]
-            terms["grad_penalty"] = grads.pow(2).mean()
+            for name, logits in (("drug", drug_logits), ("cell", cell_logits)):
+                (grad,) = torch.autograd.grad(logits.sum(), basal, create_graph=True)
+                terms[f"grad_penalty_{name}"] = grad.pow(2).mean()
         return terms
 
     def autoencoder_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -206,7 +237,8 @@ class ChemCPAModule(PerturbationModule):
             with torch.no_grad():
                 basal = self.model.encode(batch["x0"])
             terms = self.adversary_losses(basal.requires_grad_(True), batch)
-            loss = terms["adv_drug"] + terms["adv_cell"] + self.hparams.penalty * terms["grad_penalty"]
+            penalty = terms["grad_penalty_drug"] + terms["grad_penalty_cell"]
+            loss = terms["adv_drug"] + terms["adv_cell"] + self.hparams.penalty * penalty
             opt_adversary.zero_grad()
             self.manual_backward(loss)
             opt_adversary.step()
@@ -216,6 +248,9 @@ class ChemCPAModule(PerturbationModule):
             terms = self.autoencoder_losses(batch)
             opt_autoencoder.zero_grad()
             self.manual_backward(terms["loss"])
+            if self.hparams.autoencoder_grad_clip:
+                self.clip_gradients(opt_autoencoder, gradient_clip_val=self.hparams.autoencoder_grad_clip,
+                                    gradient_clip_algorithm="norm")
             opt_autoencoder.step()
             self.log_dict({f"train/{k}": v for k, v in terms.items() if not k.startswith("adv_")},
                           on_step=True, on_epoch=True, batch_size=size)
@@ -231,6 +266,9 @@ class ChemCPAModule(PerturbationModule):
 
     def on_train_epoch_end(self) -> None:
         self._share_seen()
+        schedulers = self.lr_schedulers()  # manual optimisation: the step-size decay is stepped here
+        for scheduler in schedulers if isinstance(schedulers, list) else [s for s in [schedulers] if s]:
+            scheduler.step()
 
     def on_validation_epoch_start(self) -> None:
         self._share_seen()
@@ -249,4 +287,8 @@ class ChemCPAModule(PerturbationModule):
                                        weight_decay=hp.autoencoder_wd)
         adversary = torch.optim.Adam(self.model.adversary_parameters(), lr=hp.adversary_lr,
                                      weight_decay=hp.adversary_wd)
-        return [autoencoder, adversary]
+        if not hp.lr_step_size:
+            return [autoencoder, adversary]
+        schedulers = [torch.optim.lr_scheduler.StepLR(opt, step_size=hp.lr_step_size, gamma=hp.lr_gamma)
+                      for opt in (autoencoder, adversary)]
+        return [autoencoder, adversary], schedulers

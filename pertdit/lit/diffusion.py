@@ -6,24 +6,39 @@ import copy
 from typing import Any
 
 import hydra
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pertdit.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, backbone_eps_fn, sample_drop_mask
+from pertdit.diffusion import (
+    DDIMSampler,
+    NoiseSchedule,
+    Sampler,
+    backbone_eps_fn,
+    make_sampler,
+    sample_drop_mask,
+)
 from pertdit.lit.base import Batch, PerturbationModule
 from pertdit.lit.schedules import warmup_cosine
 
 TARGETS = ("expression", "shift")
 
 
+def training_seed(seed: int, step: int, rank: int) -> int:
+    """A 63-bit seed that is a function of (seed, step, rank) only, different for every such triple."""
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
 class DiffusionModule(PerturbationModule):
-    """eps(x_t, t | c_pre, c_pert) training with MSE; predictions by DDPM or DDIM sampling (optionally EMA)."""
+    """eps(x_t, t | c_pre, c_pert) training with MSE; predictions by a configured sampler (optionally with EMA weights)."""
 
     def __init__(self, backbone: dict, n_genes: int, d_pert: int, n_drugs: int = 0, n_cells: int = 0,
                  schedule: dict | None = None, sampler: str = "ddpm", sampling_steps: int = 50, eta: float = 0.0,
-                 cfg_drop_prob: float = 0.0, guidance_scale: float = 1.0, ema_decay: float | None = 0.999,
+                 spacing: str = "linspace", solver_order: int = 2, max_timestep: int | None = None,
+                 cfg_drop_prob: float = 0.0, guidance_scale: float = 1.0, ema_decay: float | None = None,
                  lr: float = 1e-3, weight_decay: float = 1e-2, warmup_steps: int = 5000,
-                 warmup_start_factor: float = 0.5, min_lr_factor: float = 0.05, sample_seed: int = 0,
+                 warmup_start_factor: float = 0.5, min_lr_factor: float = 0.05, cosine_steps: int | None = None,
+                 sample_seed: int = 0,
                  target: str = "expression", standardize: bool = False, smoke_sampling_steps: int = 2,
                  eval_samples: int = 1,
                  **base_kwargs: Any) -> None:
@@ -76,14 +91,21 @@ class DiffusionModule(PerturbationModule):
              drop: torch.Tensor | None = None) -> torch.Tensor:
         return net(x_t, t, batch["c_pre"], batch["c_pert"], batch["c_pert_mask"], drop)
 
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        x0 = self.to_model_space(batch)
-        # randomness is a function of (seed, step): a resumed run draws exactly what an uninterrupted one does
-        gen = torch.Generator(device=x0.device).manual_seed(self.hparams.sample_seed * 1_000_003 + self.global_step)
+    def training_draws(self, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """This step's random draws for x0 (B, G): timesteps t (B,), noise (B, G), guidance-dropout mask (B,)
+        or None. They come from a generator seeded by (seed, optimiser step, DDP rank): a resumed run draws
+        exactly what an uninterrupted one does, and every rank draws its own."""
+        seed = training_seed(self.hparams.sample_seed, self.global_step, self.global_rank)
+        gen = torch.Generator(device=x0.device).manual_seed(seed)
         t = self.schedule.sample_timesteps(x0.shape[0], generator=gen, device=x0.device)
         noise = torch.randn(x0.shape, generator=gen, device=x0.device, dtype=x0.dtype)
-        x_t = self.schedule.add_noise(x0, noise, t)
         drop = sample_drop_mask(x0.shape[0], self.hparams.cfg_drop_prob, generator=gen, device=x0.device)
+        return t, noise, drop
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        x0 = self.to_model_space(batch)
+        t, noise, drop = self.training_draws(x0)
+        x_t = self.schedule.add_noise(x0, noise, t)
         loss = F.mse_loss(self._eps(self.backbone, batch, x_t, t, drop), noise)
         self.log("train/loss", loss, prog_bar=True, batch_size=x0.shape[0])
         return loss
@@ -102,16 +124,13 @@ class DiffusionModule(PerturbationModule):
         """True under `trainer.fast_dev_run`: sampling shrinks to `smoke_sampling_steps` DDIM steps, 1 sample."""
         return self._trainer is not None and bool(self.trainer.fast_dev_run)
 
-    def sampler(self):
+    def sampler(self) -> Sampler:
         """The configured sampler; under `fast_dev_run` (a smoke test) DDIM with `smoke_sampling_steps`."""
         if self.smoke_test:
             return DDIMSampler(self.schedule, num_steps=self.hparams.smoke_sampling_steps)
-        samplers = {"ddpm": lambda: DDPMSampler(self.schedule),
-                    "ddim": lambda: DDIMSampler(self.schedule, num_steps=self.hparams.sampling_steps,
-                                                eta=self.hparams.eta)}
-        if self.hparams.sampler not in samplers:
-            raise ValueError(f"unknown sampler {self.hparams.sampler!r}; choose one of {list(samplers)}")
-        return samplers[self.hparams.sampler]()
+        hp = self.hparams
+        return make_sampler(hp.sampler, self.schedule, num_steps=hp.sampling_steps, eta=hp.eta,
+                            spacing=hp.spacing, order=hp.solver_order, max_timestep=hp.max_timestep)
 
     @torch.no_grad()
     def sample(self, batch: Batch, generator: torch.Generator | None = None, use_ema: bool = True) -> torch.Tensor:
@@ -136,7 +155,9 @@ class DiffusionModule(PerturbationModule):
     def configure_optimizers(self) -> Any:
         opt = torch.optim.AdamW(self.backbone.parameters(), lr=self.hparams.lr,
                                 weight_decay=self.hparams.weight_decay)
-        total = int(self.trainer.estimated_stepping_batches) if self.trainer else 10**6
-        sched = warmup_cosine(opt, self.hparams.warmup_steps, max(total, 1), self.hparams.warmup_start_factor,
+        total = self.hparams.cosine_steps
+        if total is None:  # the cosine reaches its floor at the end of training
+            total = int(self._trainer.estimated_stepping_batches) if self._trainer is not None else 10**6
+        sched = warmup_cosine(opt, self.hparams.warmup_steps, max(int(total), 1), self.hparams.warmup_start_factor,
                               self.hparams.min_lr_factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -74,12 +75,17 @@ class GeneTokenBackbone(nn.Module):
         self.null_pert = nn.Parameter(torch.empty(d_model))
         self.build_adapters(d_model)
         self.blocks = nn.ModuleList(
-            self.block_class(d_model, n_heads, mlp_hidden, dropout, attn_impl) for _ in range(n_layers)
+            self.block_class(d_model, n_heads, mlp_hidden, dropout, attn_impl, **self.block_kwargs())
+            for _ in range(n_layers)
         )
         self.final_layer = FinalLayer(d_model)
         self.reset_parameters()
 
     # subclass hooks ----------------------------------------------------------------------------------
+    def block_kwargs(self) -> dict[str, Any]:
+        """Extra keywords for `block_class` (none by default)."""
+        return {}
+
     def build_adapters(self, d_model: int) -> None:
         """Create the transcriptome adapter(s)."""
         raise NotImplementedError
@@ -90,8 +96,8 @@ class GeneTokenBackbone(nn.Module):
 
     # ----------------------------------------------------------------------------------------------------
     def reset_parameters(self) -> None:
-        """Xavier-uniform Linear weights, zero biases, N(0, 1) gene embedding, N(0, 0.02) null token,
-        then adaLN-Zero for any modulation layer."""
+        """Xavier-uniform Linear weights, zero biases, N(0, 1) gene embedding, N(0, 0.02) null token; then
+        each modulation layer's own initialisation (zero for adaLN-Zero)."""
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)

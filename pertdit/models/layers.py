@@ -169,16 +169,24 @@ def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
 
 
 class AdaLNModulation(nn.Module):
-    """Pooled condition (B, D) -> `n_chunks` vectors (B, D) via SiLU -> Linear, zero init (adaLN-Zero)."""
+    """Pooled condition (B, D) -> `n_chunks` vectors (B, D) via SiLU -> Linear.
 
-    def __init__(self, d_model: int, n_chunks: int) -> None:
+    `zero_init=True`: weights and biases start at zero (DiT's adaLN-Zero); otherwise Xavier-uniform weights
+    and zero biases (the authors' AdaDiT initialises every Linear so).
+    """
+
+    def __init__(self, d_model: int, n_chunks: int, zero_init: bool = True) -> None:
         super().__init__()
         self.n_chunks = n_chunks
+        self.zero_init = zero_init
         self.proj = nn.Linear(d_model, n_chunks * d_model)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.zeros_(self.proj.weight)
+        if self.zero_init:
+            nn.init.zeros_(self.proj.weight)
+        else:
+            nn.init.xavier_uniform_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, cond: Tensor) -> tuple[Tensor, ...]:

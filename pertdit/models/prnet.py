@@ -88,7 +88,7 @@ class PRnet(nn.Module):
         dropout: float = 0.05,
         leaky_slope: float = 0.3,
         relu_mean: bool = True,
-        min_variance: float = 1e-4,
+        min_variance: float = 0.0,
     ) -> None:
         super().__init__()
         self.n_genes = n_genes

@@ -109,7 +109,7 @@ def test_full_scale_is_the_authors_size(backbone):
     for key in ("d_model", "n_layers", "n_heads", "mlp_hidden", "time_embed_dim"):
         assert full.model.backbone[key] == defaults[key], key
     assert full.hydra.runtime.choices.data == "geo" and full.hydra.runtime.choices.diffusion == "authors"
-    assert full.model.ema_decay == 0.999 and full.model.target == "expression" and not full.model.standardize
+    assert full.model.ema_decay is None and full.model.target == "expression" and not full.model.standardize
     assert full.model.sampler == "ddpm" and full.model.eval_samples == 1
 
 

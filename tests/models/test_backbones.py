@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 
 from pertdit.config import CONFIG_DIR
 from pertdit.models import AdaDiT, CatCrossDiT, CatonlyCrossDiT, CrossDiT
-from pertdit.models.layers import Attention
+from pertdit.models.layers import Attention, CrossAttentionLayer
 
 BACKBONES = [CrossDiT, CatCrossDiT, AdaDiT, CatonlyCrossDiT]
 G, D_PERT, B, L = 12, 5, 4, 3
@@ -143,12 +143,58 @@ def test_hydra_config_builds_the_backbone(cls):
     assert type(model) is cls and model(**batch()).shape == (B, G)
 
 
-def test_adadit_blocks_start_as_identity():
-    """adaLN-Zero: gates start at 0, so self-attention and MLP weights do not matter at initialisation."""
-    model, b = make(AdaDiT), batch()
+def test_adadit_with_adaln_zero_blocks_start_as_identity():
+    """adaLN-Zero (an option): gates start at 0, so self-attention and MLP weights do not matter at init."""
+    model, b = make(AdaDiT, adaln_zero=True), batch()
     out = model(**b)
     with torch.no_grad():
         for block in model.blocks:
             for p in [*block.self_attn.parameters(), *block.mlp.parameters()]:
                 p.add_(torch.randn_like(p))
     torch.testing.assert_close(model(**b), out)
+
+
+def test_adadit_blocks_have_no_cross_attention():
+    """AdaDiT replaces the cross-attention to c_pert by AdaLN: one self-attention per block, nothing else."""
+    model = make(AdaDiT)
+    assert not any(isinstance(m, CrossAttentionLayer) for m in model.modules())
+    for block in model.blocks:
+        attentions = [m for m in block.modules() if isinstance(m, Attention)]
+        assert attentions == [block.self_attn]
+
+
+def test_adadit_by_default_starts_with_active_blocks_as_the_authors_initialise():
+    """The authors' AdaDiT: Xavier-initialised modulation and affine LayerNorms (not adaLN-Zero)."""
+    model = make(AdaDiT)
+    for block in model.blocks:
+        assert block.modulation.proj.weight.abs().sum() > 0
+        assert block.norm_attn.weight is not None and block.norm_mlp.weight is not None
+
+
+def _mean_token_copies(c_pert, mask, n_copies):
+    """Every sample's perturbation tokens replaced by `n_copies` copies of their masked mean (all real)."""
+    weights = mask.float()[..., None]
+    mean = (c_pert * weights).sum(1) / weights.sum(1)
+    return mean[:, None].expand(-1, n_copies, -1).contiguous(), torch.ones(c_pert.shape[0], n_copies, dtype=torch.bool)
+
+
+def test_adadit_sees_the_perturbation_tokens_only_through_their_pooled_vector():
+    model, b = make(AdaDiT), batch()
+    out = model(**b)
+    # reversing the token order (mask with it) changes nothing
+    reversed_tokens = {**b, "c_pert": b["c_pert"].flip(1), "c_pert_mask": b["c_pert_mask"].flip(1)}
+    torch.testing.assert_close(model(**reversed_tokens), out, rtol=1e-5, atol=1e-6)
+    # nor does replacing the tokens by copies of their mean, in any number
+    for n_copies in (1, L, 5):
+        tokens, mask = _mean_token_copies(b["c_pert"], b["c_pert_mask"], n_copies)
+        torch.testing.assert_close(model(**{**b, "c_pert": tokens, "c_pert_mask": mask}), out, rtol=1e-5, atol=1e-5)
+    # ... while a different pooled vector does change the output
+    other = {**b, "c_pert": b["c_pert"] + torch.randn(D_PERT)}
+    assert not torch.allclose(model(**other), out, atol=1e-4)
+
+
+def test_catcrossdit_in_contrast_attends_to_the_individual_tokens():
+    """The control of the test above: cross-attention sees more than the mean of the tokens."""
+    model, b = make(CatCrossDiT), batch()
+    tokens, mask = _mean_token_copies(b["c_pert"], b["c_pert_mask"], L)
+    assert not torch.allclose(model(**{**b, "c_pert": tokens, "c_pert_mask": mask}), model(**b), atol=1e-4)

@@ -172,12 +172,20 @@ def test_prnet_predictions_are_deterministic_in_eval(predict_mode):
     torch.testing.assert_close(predict(module, batch), predict(module, batch))
 
 
-def test_prnet_sample_mode_adds_gaussian_noise_to_the_mean():
+def test_prnet_samples_by_default_as_its_test_code_does():
     batch = synthetic_batch(8)
-    mean_module = make_module("prnet")
-    sample_module = make_module("prnet", predict_mode="sample")
-    sample_module.load_state_dict(mean_module.state_dict())
-    assert not torch.allclose(predict(mean_module, batch), predict(sample_module, batch))
+    sample_module = make_module("prnet")
+    assert sample_module.hparams.predict_mode == "sample"
+    mean_module = make_module("prnet", predict_mode="mean")
+    mean_module.load_state_dict(sample_module.state_dict())
+    sample = predict(sample_module, batch)
+    assert not torch.allclose(predict(mean_module, batch), sample)
+    assert torch.isfinite(sample).all()
+    # mean and sd are clamped to [1e-3, 1e3] before sampling: a negative mean with zero variance gives ~1e-3
+    sample_module.model.forward = lambda c_pre, drug, noise=None: (torch.full_like(c_pre, -5.0),
+                                                                    torch.zeros_like(c_pre))
+    clamped = predict(sample_module, batch)
+    assert ((clamped - 1e-3).abs() < 6e-3).all() and clamped.std() > 0
 
 
 def test_prnet_rejects_an_unknown_predict_mode():
@@ -231,7 +239,10 @@ def test_chemcpa_unseen_cell_line_gets_the_mean_embedding_of_the_seen_ones():
     assert torch.isfinite(predict(module, batch)).all()
 
 
-def test_chemcpa_alternates_adversary_and_autoencoder_updates():
+@pytest.mark.parametrize("schedule, pattern", [("chemcpa", ["adversary", "autoencoder", "autoencoder"]),
+                                               ("cpa", ["autoencoder", "adversary", "adversary"])])
+def test_chemcpa_alternates_adversary_and_autoencoder_updates(schedule, pattern):
+    """ChemCPA's code updates the adversaries on steps i % 3 == 0, CPA's on i % 3 != 0."""
     class RecordUpdates(L.Callback):
         def __init__(self) -> None:
             self.updated: list[str] = []
@@ -247,14 +258,46 @@ def test_chemcpa_alternates_adversary_and_autoencoder_updates():
                 (encoder, adversary), f"encoder={encoder}, adversary={adversary}"))
 
     L.seed_everything(0, verbose=False)
-    module = make_module("chemcpa", adversary_steps=3)
+    module = make_module("chemcpa", adversary_steps=3, adversary_schedule=schedule)
     record = RecordUpdates()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quiet_trainer(max_steps=7, limit_val_batches=0, callbacks=[record]).fit(
             module, train_dataloaders=loader(synthetic_batch(64), batch_size=16))
-    assert record.updated == ["adversary", "autoencoder", "autoencoder"] * 2 + ["adversary"]
+    assert record.updated == pattern * 2 + pattern[:1]
     assert int(module.iteration) == 7
+
+
+def test_chemcpa_gradient_penalty_is_one_per_adversary():
+    """As CPA's and ChemCPA's code: mean (d sum(logits) / d basal)^2 for each adversary, not of their sum."""
+    module = make_module("chemcpa").train()
+    batch = synthetic_batch(32)
+    basal = torch.randn(32, CHEMCPA_SIZES["latent_dim"], requires_grad=True)
+    terms = module.adversary_losses(basal, batch)
+    for name, adversary in (("drug", module.model.drug_adversary), ("cell", module.model.cell_adversary)):
+        (grad,) = torch.autograd.grad(adversary(basal).sum(), basal)
+        torch.testing.assert_close(terms[f"grad_penalty_{name}"], grad.pow(2).mean())
+    (joint,) = torch.autograd.grad(sum(a(basal).sum() for a in (module.model.drug_adversary,
+                                                                 module.model.cell_adversary)), basal)
+    assert not torch.isclose(terms["grad_penalty_drug"] + terms["grad_penalty_cell"], joint.pow(2).mean())
+    terms["grad_penalty_drug"].backward()  # differentiable: it trains the adversary
+    assert module.model.drug_adversary[0].weight.grad.abs().sum() > 0
+
+
+def test_chemcpa_learning_rates_decay_every_lr_step_size_epochs():
+    module = make_module("chemcpa", lr_step_size=2, lr_gamma=0.5, autoencoder_lr=1e-3, adversary_lr=4e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quiet_trainer(max_epochs=5, limit_val_batches=0).fit(
+            module, train_dataloaders=loader(synthetic_batch(32), batch_size=16))
+    autoencoder, adversary = module.optimizers()
+    assert autoencoder.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5**2)  # decayed after epochs 2 and 4
+    assert adversary.param_groups[0]["lr"] == pytest.approx(4e-4 * 0.5**2)
+
+
+def test_chemcpa_rejects_an_unknown_adversary_schedule():
+    with pytest.raises(ValueError, match="adversary_schedule"):
+        make_module("chemcpa", adversary_schedule="sometimes")
 
 
 # -- training on the synthetic task ------------------------------------------------------------------------
