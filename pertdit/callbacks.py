@@ -1,11 +1,12 @@
 """Training callbacks: early stopping that waits for a minimum number of epochs and says why it stopped;
-an exact resume of the global random state and of plateau schedulers."""
+an exact resume of the global random state and of plateau schedulers; a compute budget."""
 
 from __future__ import annotations
 
 import logging
 import math
 import random
+import time
 from typing import Any
 
 import numpy as np
@@ -137,3 +138,62 @@ def set_rng_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class ComputeBudget(Callback):
+    """Stops training once it has used a compute budget: process CPU time (all threads of this process, so a
+    budget means the same work on a busy and on a quiet machine) and/or wall-clock time, counted from the
+    start of fitting (validation included) and carried across a resume.
+
+    After fitting, `summary` holds what the run did with its budget: CPU and wall seconds used, optimiser
+    steps, epochs, and whether the budget stopped it.
+    """
+
+    KEY = "pertdit_compute_budget"
+
+    def __init__(self, cpu_minutes: float | None = None, wall_minutes: float | None = None) -> None:
+        for name, value in (("cpu_minutes", cpu_minutes), ("wall_minutes", wall_minutes)):
+            if value is not None and not value > 0:
+                raise ValueError(f"ComputeBudget: {name} must be > 0 or null, got {value}")
+        self.cpu_seconds = None if cpu_minutes is None else 60.0 * float(cpu_minutes)
+        self.wall_seconds = None if wall_minutes is None else 60.0 * float(wall_minutes)
+        self._used = {"cpu": 0.0, "wall": 0.0}
+        self._start: dict[str, float] | None = None
+        self.stopped = False
+        self.summary: dict[str, Any] = {}
+
+    def _elapsed(self) -> dict[str, float]:
+        if self._start is None:
+            return dict(self._used)
+        return {"cpu": self._used["cpu"] + time.process_time() - self._start["cpu"],
+                "wall": self._used["wall"] + time.perf_counter() - self._start["wall"]}
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._start = {"cpu": time.process_time(), "wall": time.perf_counter()}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        used = self._elapsed()
+        limits = (("cpu", self.cpu_seconds), ("wall", self.wall_seconds))
+        over = [(kind, used[kind], limit) for kind, limit in limits if limit is not None and used[kind] >= limit]
+        if over and not self.stopped:
+            self.stopped = True
+            trainer.should_stop = True
+            kind, value, limit = over[0]
+            log.info("compute budget reached after %d optimiser steps (epoch %d): %.0f %s seconds used of %.0f",
+                     trainer.global_step, trainer.current_epoch, value, kind.upper(), limit)
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        used = self._elapsed()
+        self._used, self._start = used, None
+        self.summary = {"cpu_seconds": round(used["cpu"], 1), "wall_seconds": round(used["wall"], 1),
+                        "steps": int(trainer.global_step), "epochs": int(trainer.current_epoch),
+                        "stopped_by_budget": self.stopped,
+                        "cpu_budget_seconds": self.cpu_seconds, "wall_budget_seconds": self.wall_seconds}
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint[self.KEY] = self._elapsed()
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get(self.KEY)
+        if saved:
+            self._used = {"cpu": float(saved["cpu"]), "wall": float(saved["wall"])}

@@ -28,6 +28,8 @@ SAFE_OVERRIDES = {
     "trainer.max_steps": "train longer (or stop sooner)",
     "callbacks.early_stopping.patience": "more (or less) patience from now on",
     "callbacks.early_stopping.min_epochs": "when patience starts counting",
+    "callbacks.compute_budget.cpu_minutes": "the CPU budget of the whole fit (minutes)",
+    "callbacks.compute_budget.wall_minutes": "the wall-clock budget of the whole fit (minutes)",
     "callbacks.last_checkpoint.every_n_train_steps": "how often last.ckpt is rewritten",
     "trainer.enable_progress_bar": "console only",
     "trainer.enable_model_summary": "console only",

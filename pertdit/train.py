@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -13,6 +14,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from pertdit.callbacks import ComputeBudget
 from pertdit.checkpoints import check_checkpoint, load_checkpoint, resume_checkpoint, safe_loading
 from pertdit.console import configure_console, log_every_n_steps
 from pertdit.metrics import evaluate_h5ad, format_table, write_metrics_csv
@@ -84,6 +86,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
             trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True if ckpt_path else None)
         _report_end_of_training(trainer, cfg)
+        if trainer.is_global_zero:
+            _write_compute_summary(trainer, model, run_dir)
     else:
         model.fit_statistics(dm)  # the training rows, streamed in chunks
     metrics: dict[str, float] = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -181,6 +185,22 @@ def _report_end_of_training(trainer: L.Trainer, cfg: DictConfig) -> None:
     if not stopped_early:
         log.info("training ended after epoch %d of trainer.max_epochs=%s (%d optimiser steps)",
                  trainer.current_epoch - 1, cfg.trainer.get("max_epochs"), trainer.global_step)
+
+
+def _write_compute_summary(trainer: L.Trainer, model, run_dir: Path) -> None:
+    """`compute.json`: what the fit used (ComputeBudget's CPU and wall seconds, steps, epochs, whether the budget
+    stopped it) and the model's trainable parameters."""
+    budgets = [c for c in trainer.callbacks if isinstance(c, ComputeBudget)]
+    if not budgets:
+        return
+    summary = {**budgets[0].summary,
+               "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+    tmp = run_dir / "compute.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=1))
+    os.replace(tmp, run_dir / "compute.json")
+    log.info("compute: %.0f CPU seconds (%.0f wall), %d optimiser steps, %d epochs, %d trainable parameters%s",
+             summary["cpu_seconds"], summary["wall_seconds"], summary["steps"], summary["epochs"],
+             summary["trainable_parameters"], " (stopped by its budget)" if summary["stopped_by_budget"] else "")
 
 
 def _report_outputs(run_dir: Path, trainer: L.Trainer, written: list[Path]) -> None:
