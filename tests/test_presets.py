@@ -20,7 +20,11 @@ def test_cpu_quick_gives_every_dit_the_quick_recipe(model, tmp_path):
     cfg = _compose([f"model={model}", "preset=cpu_quick"], tmp_path)
     backbone = cfg.model.backbone
     assert (backbone.d_model, backbone.n_layers, backbone.n_heads, backbone.mlp_hidden) == (32, 1, 2, 32)
-    assert (cfg.model.lr, cfg.model.warmup_steps, cfg.model.ema_decay) == (3e-3, 20, 0.98)
+    assert (cfg.model.lr, cfg.model.warmup_steps, cfg.model.ema_decay, cfg.model.cosine_steps) == (3e-3, 20, None,
+                                                                                                     None)
+    sampler = cfg.diffusion  # the sampler of diffusion=quick, measured on validation (docs/diffusion.md)
+    assert (sampler.sampler, sampler.sampling_steps, sampler.eta, sampler.max_timestep) == ("ddim", 10, 1.0, 38)
+    assert (cfg.model.sampler, cfg.model.max_timestep) == ("ddim", 38), "the model reads the recipe"
     assert cfg.trainer.max_epochs == 100 and cfg.trainer.limit_val_batches == 0
     assert cfg.callbacks.model_checkpoint is None and cfg.callbacks.early_stopping is None
     assert cfg.callbacks.last_checkpoint is not None, "a quick run still resumes"
