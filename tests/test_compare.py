@@ -139,3 +139,13 @@ def test_the_target_needs_higher_pcc_and_no_lower_r2():
 def test_mean_sd_formatting():
     assert mean_sd(0.61234, 0.0212) == "0.612 ± 0.021"
     assert mean_sd(0.61234, float("nan")) == "0.612" and mean_sd(float("nan"), 0.1) == "NaN"
+
+
+def test_a_model_with_fewer_seeds_than_the_others_says_how_many():
+    from pertdit.compare.report import measures_table
+    from pertdit.compare.summary import ceiling_table
+
+    runs = _runs({("a", 0): 0.1, ("a", 1): 0.4, ("a", 2): 0.3, ("b", 0): 0.2})
+    table = measures_table(summarize(runs), ceiling_table(runs), "drug_unseen", ["a", "b"], {"a": "A", "b": "B"},
+                           [("pcc_lnfc", "per_sample")])
+    assert "| A | **0.267 ± 0.153** |" in table and "| B (1 seed) | 0.200 |" in table

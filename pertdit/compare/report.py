@@ -71,9 +71,12 @@ def measures_table(summary: pd.DataFrame, ceiling: pd.DataFrame, test_set: str, 
         values = [_cell(summary, m, test_set, metric, grouping, column)[0] for m in models]
         finite = [v for v in values if math.isfinite(v)]
         best[(metric, grouping)] = max(finite) if finite else None
+    seeds = {m: int(summary.loc[(summary["model"] == m) & (summary["test_set"] == test_set), "seeds"].max())
+             for m in models}
     rows = []
-    for model in models:
-        row = [labels[model]]
+    for model in models:  # a model with fewer seeds than the others says how many it has
+        row = [labels[model] + (f" ({seeds[model]} seed{'s' * (seeds[model] > 1)})"
+                                if seeds[model] < max(seeds.values()) else "")]
         for metric, grouping in measures:
             mean, sd = _cell(summary, model, test_set, metric, grouping, column)
             text = mean_sd(mean, sd)
@@ -104,14 +107,14 @@ def budget_markdown(budget: pd.DataFrame) -> str:
     rows = []
     for row in budget.itertuples():
         limit = row.budget_cpu_seconds
-        rows.append([row.label, "-" if limit is None or not math.isfinite(limit) else f"{limit:.0f}",
+        rows.append([row.label, f"{row.seeds}", "-" if limit is None or not math.isfinite(limit) else f"{limit:.0f}",
                      mean_sd(row.fit_cpu_seconds, row.fit_cpu_seconds_sd, 0),
                      mean_sd(row.fit_wall_seconds, row.fit_wall_seconds_sd, 0),
                      mean_sd(row.steps, row.steps_sd, 0), mean_sd(row.epochs, row.epochs_sd, 0),
                      f"{row.trainable_parameters:,}", row.stopped_by,
                      mean_sd(row.run_cpu_seconds, row.run_cpu_seconds_sd, 0),
                      mean_sd(row.run_wall_seconds, row.run_wall_seconds_sd, 0)])
-    return markdown_table(["model", "budget (CPU s)", "fit CPU s", "fit wall s", "optimiser steps", "epochs",
+    return markdown_table(["model", "seeds", "budget (CPU s)", "fit CPU s", "fit wall s", "optimiser steps", "epochs",
                            "trainable parameters", "stopped by (seeds)", "run CPU s (fit + test)",
                            "run wall s"], rows)
 
