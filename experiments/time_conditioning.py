@@ -43,14 +43,17 @@ MODELS: dict[str, list[str]] = {
     "crossdit": ["model=crossdit", "preset=cpu_quick"],
 }
 QUIET = ["logger=[]", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "test=false"]
+#: the common per-training budget of this round (CONTINUE: 2 CPU-minutes, OMP_NUM_THREADS=1; chosen to fit a
+#: shared 2-core machine); PRnet's own early stopping ends it sooner
+BUDGET = ["callbacks.compute_budget.cpu_minutes=2"]
 KEYS = ["setting", "model", "condition_on_time", "seed"]
 
 
 def compose_run(setting: str, model: str, on: bool, seed: int, run_dir: Path):
     """The train config of one cell of the study."""
     register_resolvers()
-    overrides = [*SETTINGS[setting], *MODELS[model], *QUIET, f"perturbation.condition_on_time={str(on).lower()}",
-                 f"seed={seed}", f"paths.run_dir={run_dir}"]
+    overrides = [*SETTINGS[setting], *MODELS[model], *QUIET, *BUDGET,
+                 f"perturbation.condition_on_time={str(on).lower()}", f"seed={seed}", f"paths.run_dir={run_dir}"]
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose("train", overrides=overrides)
 
