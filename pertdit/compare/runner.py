@@ -75,6 +75,7 @@ def run_one(entry: Entry, seed: int, cfg: DictConfig, run_dir: Path, overrides: 
     """Train and test one run; write and return its record (`run.json`)."""
     from pertdit.train import train
 
+    code = code_version()  # the code the run starts with (the checkout may move while it trains)
     cpu, wall = time.process_time(), time.perf_counter()
     train(cfg)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
@@ -88,7 +89,7 @@ def run_one(entry: Entry, seed: int, cfg: DictConfig, run_dir: Path, overrides: 
         "overrides": overrides, "config_hash": config_hash(cfg), "metrics": files,
         "compute": json.loads(compute_path.read_text()) if compute_path.is_file() else None,
         "run_cpu_seconds": round(cpu, 1), "run_wall_seconds": round(wall, 1),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "code": code_version(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "code": code,
     }
     tmp = run_dir / f"{RUN_RECORD}.tmp"
     tmp.write_text(json.dumps(record, indent=1))
