@@ -178,8 +178,11 @@ class TextRepresentation(PerturbationRepresentation):
         return list(zip(descriptions, prompts))
 
     def provenance(self) -> dict[str, str]:
-        """Class, name and cache key, the encoder, the describer that ran and any substitution made."""
-        out = {**super().provenance(), "encoder_id": self.encoder_id, "describer": self.describer_name}
+        """Class, name and cache key, the encoder (its id and the folder its weights were read from: a local
+        folder such as a small-scale run's tiny random BERT replaces the id's weights), the describer that ran
+        and any substitution made."""
+        out = {**super().provenance(), "encoder_id": self.encoder_id, "encoder_path": str(self.encoder_path),
+               "describer": self.describer_name}
         if isinstance(self.describer, Seq2SeqCaptioner):
             out["captioner_id"] = self.describer.model_id
         if self.substitution:
