@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from experiments.captions import figure_caption
 from experiments.plots import Comparison, plot_difference_heatmaps
 
 #: run order: with REUSE_METHODS, CatCrossDiT (in b, c, d) and AdaDiT-text (in a, b) are trained once
@@ -27,4 +28,5 @@ COMPARISONS = [
 def plot(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     """figure3.{png,pdf}: the four heatmaps side by side."""
     return plot_difference_heatmaps(table, COMPARISONS, Path(out_dir) / "figure3",
-                                    "Figure 3: Structure1 - Structure2 (mean over seeds)")
+                                    "Figure 3: Structure1 - Structure2 (mean over seeds)",
+                                    figure_caption(table))

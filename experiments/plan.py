@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from experiments.text_encoder import build_tiny_encoder, find_encoder
+from experiments.text_encoder import TINY_ENCODER_NAME, build_tiny_encoder, find_encoder
 from pertdit.config import CONFIG_DIR, default_cache_dir, register_resolvers
 from pertdit.errors import DataError, PertDiTError
 
@@ -94,18 +94,23 @@ def one_job(experiment: str, params: dict[str, list[str]], fixed: list[str], **c
 _DATASETS: dict[str, object] = {}
 
 
+def load_data(cfg: DictConfig):
+    """The preprocessed dataset of `cfg.data` (read once per data config)."""
+    key = OmegaConf.to_yaml(cfg.data, resolve=True)
+    if key not in _DATASETS:
+        dm = instantiate(cfg.data, split=None, representation=None, _recursive_=False)
+        _DATASETS[key] = dm.load()
+    return _DATASETS[key]
+
+
 def split_problem(cfg: DictConfig) -> str | None:
     """Why `cfg.split` cannot be formed on `cfg.data` (None when it can). Raises DataError when the data
     themselves cannot be read."""
     from pertdit.data.splits import split_rows
 
-    key = OmegaConf.to_yaml(cfg.data, resolve=True)
     try:
         spec = instantiate(cfg.split)
-        if key not in _DATASETS:
-            dm = instantiate(cfg.data, split=spec, representation=None, _recursive_=False)
-            _DATASETS[key] = dm.load()
-        adata = _DATASETS[key].copy()
+        adata = load_data(cfg).copy()
         column = spec.apply(adata)
         for part in ("train", "val", "test"):
             split_rows(adata, column, spec.labels(part))
@@ -120,6 +125,7 @@ def narrow_splits(plan: SweepPlan) -> None:
     """Drop the values of split axes the data cannot form (recording why); on one-cell-line data the
     drug-unseen test set is formed without a cell-line hold-out (split.cell_fraction=0)."""
     without_cells = "split.cell_fraction=0"
+    needs_no_cells = None  # why drug_unseen needs split.cell_fraction=0 here, when it does
     for axis in [a for a in SPLIT_AXES if a in plan.params]:
         kept = []
         for value in plan.params[axis]:
@@ -127,7 +133,7 @@ def narrow_splits(plan: SweepPlan) -> None:
             problem = split_problem(compose_job(overrides))
             if problem and value == "drug_unseen" and without_cells not in overrides:
                 if split_problem(compose_job([*overrides, without_cells])) is None:
-                    plan.notes.append(f"drug_unseen formed without a cell-line hold-out ({without_cells}); "
+                    needs_no_cells = (f"drug_unseen formed without a cell-line hold-out ({without_cells}); "
                                       f"with one: {problem}")
                     problem = None
             if problem:
@@ -135,11 +141,12 @@ def narrow_splits(plan: SweepPlan) -> None:
             else:
                 kept.append(value)
         plan.params[axis] = kept
-    if plan.notes and kept == ["drug_unseen"]:
+    if needs_no_cells and plan.params.get("split.test_set") == ["drug_unseen"]:
         plan.fixed.append(without_cells)
-    elif plan.notes:  # other test sets need the cell-line hold-out: keep it, drop drug_unseen
+        plan.notes.append(needs_no_cells)
+    elif needs_no_cells:  # other test sets need the cell-line hold-out: keep it, drop drug_unseen
         plan.params["split.test_set"].remove("drug_unseen")
-        plan.skipped.append(f"split.test_set=drug_unseen: {plan.notes.pop()}")
+        plan.skipped.append(f"split.test_set=drug_unseen: {needs_no_cells}")
 
 
 # -- the text encoder ---------------------------------------------------------------------------------------
@@ -173,7 +180,7 @@ def text_encoder_override(plans: list[SweepPlan], scale: str, given: Path | None
                  "this machine (nothing is downloaded). Pass --text-encoder DIR (a folder written by "
                  "save_pretrained) or put it in the Hugging Face cache "
                  f"(`hf download {encoder_id}`, HF_HOME).")
-    path = build_tiny_encoder(Path(default_cache_dir()) / "models" / "tiny-random-bert")
+    path = build_tiny_encoder(Path(default_cache_dir()) / "models" / TINY_ENCODER_NAME)
     console.print(f"[yellow]text encoder: {encoder_id!r} is not on this machine; the text-based methods "
                   f"({', '.join(needing)}) use a tiny random BERT ({path}). Their numbers check the "
                   "pipeline, not the paper.[/yellow]")
@@ -184,11 +191,14 @@ def plan_figure(figure: ModuleType, scale: str, extra: list[str]) -> list[SweepP
     """The sweeps of a figure at `scale`, narrowed to what the data supports (small scale) and without
     methods an earlier sweep of the figure already trains (when the figure allows reuse)."""
     plans, trained = [], {}
+    adapt = getattr(figure, "adapt_small_plan", None)
     for experiment in figure.EXPERIMENTS:
         small = figure.SMALL_OVERRIDES.get(experiment, []) if scale == "small" else []
         params, fixed = sweep_params(experiment, [f"scale={scale}", *small, *extra])
         plan = SweepPlan(experiment, params, fixed=fixed)
         if scale == "small":
+            if adapt is not None:  # e.g. the organs the data can hold out; the user's own choice wins
+                adapt(plan, given={t.partition("=")[0] for t in extra})
             narrow_splits(plan)
         if figure.REUSE_METHODS and "method" in plan.params:
             others = sorted((k, tuple(v)) for k, v in plan.params.items() if k != "method")

@@ -92,7 +92,8 @@ def test_method_sets_its_model_and_representation(method):
     cfg = compose_train(["experiment=figure3d", f"method={method}"], hydra_config=True)
     choices = cfg.hydra.runtime.choices
     assert choices.model == method
-    expected = {"adadit_text": "text_pooled", "adadit_rdkit": "rdkit", "prnet": "rdkit", "chemcpa": "rdkit"}
+    expected = {"adadit_text": "text_pooled", "adadit_rdkit": "rdkit", "prnet": "rdkit", "chemcpa": "rdkit",
+                "mean_shift": "rdkit"}
     assert choices.perturbation == expected.get(method, "text")
 
 
