@@ -97,6 +97,35 @@ def dit_sentence(table: pd.DataFrame) -> str:
             "per profile.")
 
 
+def budget_sentence(table: pd.DataFrame) -> str:
+    """The CPU budget of the trainings and what each method did with it (from every run's compute.json)."""
+    import json
+
+    fits: dict[str, list[dict]] = {}
+    budget = None
+    for label, run_dir in table[["label", "run_dir"]].drop_duplicates().itertuples(index=False):
+        path = Path(run_dir) / "compute.json"
+        if not path.is_file():
+            continue
+        compute = json.loads(path.read_text())
+        if not compute.get("steps"):
+            continue  # trivial baselines: statistics, no training
+        budget = compute.get("cpu_budget_seconds") or budget
+        fits.setdefault(str(label), []).append(compute)
+    if not fits:
+        return ""
+    parts = []
+    for label, runs in fits.items():
+        steps = sorted(int(r["steps"]) for r in runs)
+        stops = sorted({str(r.get("stopped_by") or ("compute_budget" if r.get("stopped_by_budget") else "?"))
+                        for r in runs})
+        shown = f"{steps[0]}" if steps[0] == steps[-1] else f"{steps[0]}-{steps[-1]}"
+        parts.append(f"{label} {shown} steps ({', '.join(s.replace('_', ' ') for s in stops)})")
+    head = (f"Each training had {budget / 60:g} CPU-minutes (callbacks.compute_budget, one thread): "
+            if budget else "Trainings: ")
+    return head + "; ".join(parts) + "."
+
+
 def baseline_sentence(table: pd.DataFrame) -> str:
     labels = set(table["label"].astype(str))
     parts = []
@@ -111,6 +140,6 @@ def baseline_sentence(table: pd.DataFrame) -> str:
 
 def figure_caption(table: pd.DataFrame) -> str:
     """The caption of a figure made from `table` (the tidy table of its runs)."""
-    sentences = [data_sentence(table), split_sentence(table), dit_sentence(table), baseline_sentence(table),
-                 representation_caption(table)]
+    sentences = [data_sentence(table), split_sentence(table), dit_sentence(table), budget_sentence(table),
+                 baseline_sentence(table), representation_caption(table)]
     return " ".join(s for s in sentences if s)

@@ -73,14 +73,16 @@ def parse_sweep(overrides: list[str]) -> tuple[dict[str, list[str]], list[str]]:
 def sweep_params(experiment: str, overrides: list[str]) -> tuple[dict[str, list[str]], list[str]]:
     """The experiment's `hydra.sweeper.params` with `overrides` applied (an override of a swept key replaces
     its values, as on the command line); returns (sweep, plain overrides)."""
-    sweeps, plain = parse_sweep(overrides)
+    _, plain = parse_sweep(overrides)
     cfg = compose_job([f"experiment={experiment}", *plain], hydra_config=True)
     params = {str(k): str(v).split(",") for k, v in (cfg.hydra.sweeper.params or {}).items()}
-    for text in plain:  # a plain override of a swept key: one value
-        key, _, value = text.partition("=")
-        if key in params:
-            params[key] = [value]
-    params.update(sweeps)
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    for text, override in zip(overrides, parsed):  # in order: a later override of a key wins
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            params[key] = list(override.sweep_string_iterator())
+        elif key in params:  # a plain override of a swept key: one value
+            params[key] = [text.partition("=")[2]]
     return params, [t for t in plain if t.partition("=")[0] not in params]
 
 
@@ -211,3 +213,55 @@ def plan_figure(figure: ModuleType, scale: str, extra: list[str]) -> list[SweepP
                     trained[(context, method)] = experiment
         plans.append(plan)
     return plans
+
+
+# -- runs of other sweeps -----------------------------------------------------------------------------------
+#: config keys that name a run, not what it computes (left out when two runs' configurations are compared)
+RUN_NAMING_KEYS = ("paths", "task_name", "tags")
+
+
+def run_configuration(cfg: DictConfig) -> dict:
+    """What a run computes: its resolved config without the keys that only name it."""
+    cfg = cfg.copy()
+    OmegaConf.set_struct(cfg, False)
+    placeholder = "<run_dir>"
+    run_dir = None
+    if "paths" in cfg:  # a composed job's run folder is Hydra's, known only when it runs: named alike
+        raw = OmegaConf.to_container(cfg.paths, resolve=False).get("run_dir")
+        run_dir = raw if isinstance(raw, str) and "${" not in raw else None
+        cfg.paths.run_dir = placeholder
+
+    def unnamed(value):
+        if isinstance(value, dict):
+            return {k: unnamed(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [unnamed(v) for v in value]
+        if run_dir and isinstance(value, str) and value.startswith(run_dir):
+            return placeholder + value[len(run_dir):]
+        return value
+
+    resolved = unnamed(OmegaConf.to_container(cfg, resolve=True))
+    return {k: v for k, v in resolved.items() if k not in RUN_NAMING_KEYS}
+
+
+def reuse_finished_runs(plan: SweepPlan, sweep_dirs: list[Path]) -> None:
+    """Drop from `plan` every method whose jobs (all values of the other axes) have a finished run with the
+    same configuration below `sweep_dirs` (e.g. Figure 2a's CrossDiT and CatCrossDiT for Figure 3d); the
+    figure then takes that method's rows from the collected runs (recorded in `plan.reused`)."""
+    from experiments.collect import find_jobs
+
+    finished = [run_configuration(OmegaConf.load(job / "config.yaml"))
+                for sweep_dir in sweep_dirs for job in find_jobs(Path(sweep_dir))[0]]
+    if not finished or "method" not in plan.params:
+        return
+    others = {k: v for k, v in plan.params.items() if k != "method"}
+    kept = []
+    for method in plan.params["method"]:
+        combos = [dict(zip(others, values)) for values in itertools.product(*others.values())] or [{}]
+        found = all(run_configuration(compose_job(one_job(plan.experiment, plan.params, plan.fixed, method=method,
+                                                          **combo))) in finished for combo in combos)
+        if found:
+            plan.reused[method] = ", ".join(str(d) for d in sweep_dirs)
+        else:
+            kept.append(method)
+    plan.params["method"] = kept

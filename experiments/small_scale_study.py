@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from omegaconf import OmegaConf
 
 from experiments.plan import compose_job
 from experiments.text_encoder import small_scale_encoder
@@ -109,6 +110,52 @@ def run_job(overrides: list[str], run_dir: Path) -> dict:
     }
 
 
+def score_finished_run(run_dir: Path) -> dict:
+    """The study row of an already trained run folder (e.g. a figure job): its final (or best) weights, or a
+    baseline's training statistics, scored on its split's validation rows. Trains nothing."""
+    from pertdit.predict import load_run
+
+    run = load_run(run_dir)
+    rows = run.datamodule.rows["val"]
+    started = time.process_time()
+    table = score_rows(run.model, run.datamodule, rows).set_index(["metric", "grouping"])["mean"]
+    compute = json.loads((run_dir / "compute.json").read_text()) if (run_dir / "compute.json").is_file() else {}
+    representation = run.datamodule.adata.uns["pertdit"]["representation"]
+    method = OmegaConf.select(run.cfg, "method.name", default=None) or str(run.cfg.model.get("kind", "?"))
+    return {
+        "method": method, "steps": None, "seed": int(run.cfg.seed), "label": method,
+        "representation": representation.get("name", ""),
+        "encoder": representation.get("encoder_path", representation.get("encoder_id", "")),
+        "describer": representation.get("describer", ""),
+        "checkpoint": run.checkpoint.name if run.checkpoint else "statistics of the training rows",
+        "trained_steps": compute.get("steps") or None, "epochs": compute.get("epochs") or None,
+        "cpu_seconds": compute.get("cpu_seconds") if compute.get("steps") else None,
+        "scoring_cpu_seconds": round(time.process_time() - started, 1), "n_val": len(rows),
+        **{f"val_{m}_{g}": float(table[(m, g)]) for m in ("r2", "pcc_lnfc") for g in ("per_sample", "drug")},
+        "run_dir": str(run_dir),
+    }
+
+
+def score_sweeps(sweep_dirs: list[Path], table_path: Path) -> pd.DataFrame:
+    """Validation rows of every finished job below `sweep_dirs` (resumable: a run already in the table is
+    skipped); written to `table_path`."""
+    from experiments.collect import find_jobs
+
+    table = pd.read_csv(table_path) if table_path.is_file() else pd.DataFrame(columns=[*KEYS, "run_dir"])
+    done = set(table["run_dir"].astype(str)) if "run_dir" in table else set()
+    for sweep_dir in sweep_dirs:
+        for job in find_jobs(sweep_dir)[0]:
+            if str(job) in done:
+                continue
+            row = score_finished_run(job)
+            print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+            table = pd.concat([table.dropna(axis=1, how="all"), pd.DataFrame([row])], ignore_index=True)
+            tmp = table_path.with_suffix(".csv.tmp")
+            table.to_csv(tmp, index=False)
+            tmp.replace(table_path)
+    return table
+
+
 def summary(table: pd.DataFrame) -> pd.DataFrame:
     """Mean and SD over seeds of the validation measures, per method and steps."""
     measures = [c for c in table.columns if c.startswith("val_")]
@@ -129,8 +176,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--references", nargs="*", default=list(REFERENCES), choices=REFERENCES)
     parser.add_argument("--out", type=Path, default=Path("outputs/small_scale_study"))
+    parser.add_argument("--score-runs", nargs="+", type=Path, metavar="SWEEP_DIR",
+                        help="train nothing: score the validation rows of the finished jobs below these sweep "
+                             "folders (e.g. outputs/figures/sweeps/figure2a), into <out>/validation_runs.csv")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.score_runs:
+        table = score_sweeps(args.score_runs, args.out / "validation_runs.csv")
+        with pd.option_context("display.width", 250, "display.max_columns", 30):
+            print(summary(table).round(4).to_string(index=False))
+        return 0
     table_path = args.out / "validation.csv"
     table = pd.read_csv(table_path) if table_path.is_file() else pd.DataFrame(columns=KEYS)
     done = {(str(r.method), None if pd.isna(r.steps) else int(r.steps), int(r.seed)) for r in table.itertuples()}

@@ -119,7 +119,26 @@ def test_small_scale_overrides_of_the_sweep_replace_its_values():
 
     params, fixed = sweep_params("figure2a", ["scale=small", "seed=0,1", "split.test_set=drug_unseen"])
     assert params["seed"] == ["0", "1"] and params["split.test_set"] == ["drug_unseen"]
-    assert params["method"] == ["crossdit", "catcrossdit", "prnet", "chemcpa"] and fixed == ["scale=small"]
+    assert params["method"] == ["crossdit", "catcrossdit", "prnet", "chemcpa", "mean_shift"]
+    assert fixed == ["scale=small"]
+
+
+def test_a_later_override_of_a_swept_key_wins():
+    from experiments.plan import sweep_params
+
+    params, _ = sweep_params("figure2a", ["scale=small", "seed=0,1", "seed=0"])
+    assert params["seed"] == ["0"]
+    params, _ = sweep_params("figure2a", ["seed=2", "seed=0,1"])
+    assert params["seed"] == ["0", "1"]
+
+
+@pytest.mark.parametrize("method", ["crossdit", "prnet", "chemcpa"])
+def test_small_scale_gives_every_training_the_common_cpu_budget(method):
+    small = compose_train(["experiment=figure2a", f"method={method}"])
+    assert small.callbacks.compute_budget.cpu_minutes == small.scale.cpu_minutes == 2
+    assert small.split.test_cells == ["HT115"] and small.diffusion.sampler == "ddim"
+    full = compose_train(["experiment=figure2a", f"method={method}", "scale=full"])
+    assert full.callbacks.compute_budget.cpu_minutes is None
 
 
 def test_experiment_names_its_sweep_directory():
@@ -252,18 +271,17 @@ def test_figure_modules_write_png_and_pdf(fake_sweeps, tmp_path):
     assert sorted(p.name for p in written) == ["figure2b.pdf", "figure2b.png", "figure3.pdf", "figure3.png"]
 
 
-# -- on the bundled plate -----------------------------------------------------------------------------------
-def test_reproduce_plans_what_the_plate_supports(data_dir, tmp_path, monkeypatch):
+# -- on the shipped collection -------------------------------------------------------------------------------
+def test_reproduce_plans_the_collection_benchmark_at_small_scale(data_dir, tmp_path, monkeypatch):
     from experiments import plan
 
     monkeypatch.setenv("PERTDIT_DATA", str(data_dir))
     monkeypatch.setenv("PERTDIT_CACHE", str(tmp_path / "cache"))
     plan_2a, plan_2b = plan.plan_figure(figure2, "small", [])
-    assert plan_2a.params["split.test_set"] == ["drug_unseen"] and "split.cell_fraction=0" in plan_2a.fixed
-    assert {s.split(":")[0] for s in plan_2a.skipped} == {"split.test_set=cell_line_unseen",
-                                                          "split.test_set=both_unseen"}
-    assert plan_2b.params["split"] == ["random_fold", "drug_fold"]
-    assert plan_2b.skipped[0].startswith("split=cell_fold: ") and "cell line" in plan_2b.skipped[0]
+    # one training per (method, seed) scored on the three unseen test sets, HT115 the held-out cell line
+    assert plan_2a.params["split.test_set"] == ["all"] and not plan_2a.skipped
+    assert compose_train(["experiment=figure2a", "scale=small"]).split.test_cells == ["HT115"]
+    assert plan_2b.params["split"] == ["random_fold", "drug_fold", "named_cell_fold"] and not plan_2b.skipped
     plans = {p.experiment: p for p in plan.plan_figure(figure3, "small", [])}
     assert plans["figure3c"].params["method"] == ["catonlycrossdit"]
     assert plans["figure3c"].reused == {"catcrossdit": "figure3d"}
@@ -278,7 +296,7 @@ def test_reproduce_dry_run_passes_overrides_after_double_dash(data_dir, tmp_path
     assert reproduce.main(["figure2", "--dry-run", "--out", str(tmp_path), "--", "scale.max_epochs.dit=2"]) == 0
     printed = capsys.readouterr().out
     assert "experiment=figure2a" in printed and "experiment=figure2b" in printed
-    assert printed.count("scale.max_epochs.dit=2") == 2 and "skipped split=cell_fold" in printed
+    assert printed.count("scale.max_epochs.dit=2") == 2 and "named_cell_fold" in printed
     assert not (tmp_path / "sweeps").exists(), "a dry run runs nothing"
 
 
@@ -295,3 +313,30 @@ def test_a_two_job_sweep_through_the_cli_is_collected(data_dir, tmp_path):
     assert set(table["experiment"]) == {"tiny_sweep"} and set(table["split"]) == {"drug_unseen"}
     pcc = table[(table["metric"] == "pcc_lnfc") & (table["grouping"] == "drug")].set_index("method")["mean"]
     assert np.isnan(pcc["control"]) and pcc["mean_shift"] > 0
+
+
+def _finished_job(folder: Path, overrides: list[str]) -> Path:
+    """A finished run folder: the resolved config of `overrides` and a metrics file (no training)."""
+    from experiments.plan import compose_job
+
+    cfg = compose_job(overrides)
+    cfg.paths.run_dir = str(folder)
+    folder.mkdir(parents=True)
+    OmegaConf.save(cfg, folder / "config.yaml", resolve=True)
+    (folder / "metrics_drug_unseen.csv").write_text(",".join(METRIC_COLUMNS) + "\n")
+    return folder
+
+
+def test_figure3d_reuses_figure2as_runs_of_the_same_configuration(tmp_path):
+    from experiments.plan import SweepPlan, reuse_finished_runs, sweep_params
+
+    small = ["scale=small", "seed=0", "split.test_set=all"]
+    for i, method in enumerate(["crossdit", "catcrossdit"]):
+        _finished_job(tmp_path / "figure2a" / str(i), ["experiment=figure2a", *small, f"method={method}"])
+    params, fixed = sweep_params("figure3d", small)
+    plan = SweepPlan("figure3d", dict(params), fixed)
+    reuse_finished_runs(plan, [tmp_path / "figure2a"])
+    assert plan.params["method"] == [] and set(plan.reused) == {"crossdit", "catcrossdit"}
+    other_seed = SweepPlan("figure3d", {**params, "seed": ["1"]}, fixed)
+    reuse_finished_runs(other_seed, [tmp_path / "figure2a"])
+    assert other_seed.params["method"] == ["crossdit", "catcrossdit"], "another seed is another configuration"
