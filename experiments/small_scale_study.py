@@ -1,18 +1,26 @@
-"""How long the DiTs of `scale=small` train: measured on VALIDATION rows of the collection benchmark.
+"""Small scale on VALIDATION rows of the collection benchmark: does every method beat mean_shift?
 
-Each DiT method of the figures is trained as a small-scale figure job trains it (`experiment=figure2a
-method=<m>`: the collection, `split=unseen split.test_cells=[HT115]`, 20 % of the drugs held out, the quick
-CPU recipe, `diffusion=quick`) for several numbers of optimiser steps (`scale.max_steps.dit`) and split seeds,
-without testing; its final weights then predict every validation row (seen drugs in seen cell lines), scored
-with the 10 measures. `mean_shift` and PRnet (its defaults; best checkpoint by val/mse, so its validation score is
-optimistic) are scored on the same rows as reference lines. Test rows are never scored here.
+Two uses, neither scores a test row:
 
-    python -m experiments.small_scale_study --methods crossdit catcrossdit --steps 400 800 --seeds 0 1 2 \
-        --out outputs/small_scale_study
+1. `--score-runs SWEEP_DIR ...` trains nothing: every finished job below the sweep folders (e.g. Figure 2a's
+   `OUT/sweeps/figure2a`) is rebuilt from its run folder (`pertdit.predict.load_run`: its final weights, best
+   checkpoint, or a baseline's training statistics) and scored on its split's validation rows (seen drugs in
+   seen cell lines) with the 10 measures, into `<out>/validation_runs.csv`. This is the check of
+   docs/experiments.md ("Small scale: a fair comparison").
 
-Resumable: `<out>/validation.csv` gets one row per (method, steps, seed) as it finishes, and a re-run skips
-those; trained runs are kept under `<out>/runs/` (a run with its final checkpoint is scored, not retrained).
-docs/experiments.md ("Small scale: how long DiTs train") records the result and the rule that chose from it.
+       python -m experiments.small_scale_study --score-runs outputs/reproduce/figure2-small/sweeps/figure2a \
+           --out outputs/small_scale_study
+
+2. Without it, each DiT method is trained as a small-scale Figure 2a job trains it for several numbers of
+   optimiser steps (`scale.max_steps.dit`) and split seeds, without testing, and scored the same way, with
+   `mean_shift` and PRnet (its defaults; best checkpoint by val/mse, so its validation score is optimistic) as
+   reference lines:
+
+       python -m experiments.small_scale_study --methods crossdit catcrossdit --steps 400 800 --seeds 0 1 2 \
+           --out outputs/small_scale_study
+
+Resumable: the CSV gets one row per run as it finishes, and a re-run skips those; trained runs are kept under
+`<out>/runs/` (a run with its final checkpoint is scored, not retrained).
 """
 
 from __future__ import annotations

@@ -313,6 +313,14 @@ def test_a_two_job_sweep_through_the_cli_is_collected(data_dir, tmp_path):
     assert set(table["experiment"]) == {"tiny_sweep"} and set(table["split"]) == {"drug_unseen"}
     pcc = table[(table["metric"] == "pcc_lnfc") & (table["grouping"] == "drug")].set_index("method")["mean"]
     assert np.isnan(pcc["control"]) and pcc["mean_shift"] > 0
+    # the small-scale check scores the same runs on their validation rows, training nothing
+    from experiments.small_scale_study import score_sweeps
+
+    validation = score_sweeps([sweep_dir], tmp_path / "validation_runs.csv").set_index("method")
+    assert sorted(validation.index) == ["control", "mean_shift"] and (validation["n_val"] > 0).all()
+    assert np.isnan(validation.loc["control", "val_pcc_lnfc_per_sample"])
+    assert validation.loc["mean_shift", "val_pcc_lnfc_per_sample"] > 0
+    assert validation["trained_steps"].isna().all(), "baselines: statistics of the training rows"
 
 
 def _finished_job(folder: Path, overrides: list[str]) -> Path:
