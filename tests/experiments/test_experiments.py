@@ -348,3 +348,59 @@ def test_figure3d_reuses_figure2as_runs_of_the_same_configuration(tmp_path):
     other_seed = SweepPlan("figure3d", {**params, "seed": ["1"]}, fixed)
     reuse_finished_runs(other_seed, [tmp_path / "figure2a"])
     assert other_seed.params["method"] == ["crossdit", "catcrossdit"], "another seed is another configuration"
+
+
+# -- small scale on the shipped collection: named cell folds, organs, captions --------------------------------
+@pytest.fixture(scope="module")
+def collection(data_dir, tmp_path_factory):
+    """The preprocessed shipped collection (data=bundle), read with a cache of this module's own."""
+    from experiments.plan import compose_job, load_data
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PERTDIT_DATA", str(data_dir))
+        patch.setenv("PERTDIT_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield load_data(compose_job(["experiment=figure2b", "split=named_cell_fold"]))
+
+
+@pytest.mark.parametrize("fold", [0, 4])
+def test_a_named_cell_fold_tests_every_profile_of_its_cell_lines_and_trains_on_none(collection, fold):
+    cfg = compose_train(["experiment=figure2b", "split=named_cell_fold", f"split.fold={fold}"])
+    cells = set(cfg.scale.cell_folds[fold])
+    assert set(cfg.split.test_cells) == cells
+    adata = collection.copy()
+    column = instantiate(cfg.split).apply(adata)
+    obs = adata.obs[~adata.obs["is_control"].astype(bool)]
+    tested = obs[obs[column].astype(str).str.contains("unseen")]
+    assert len(tested) and set(tested["cell_id"]) <= cells
+    assert not set(obs.loc[obs[column].isin(["train", "val"]), "cell_id"]) & cells, "no leakage"
+    assert len(tested) == int(obs["cell_id"].isin(cells).sum())
+
+
+def test_a_cell_fold_outside_the_named_folds_says_how_many_there_are():
+    cfg = compose_train(["experiment=figure2b", "split=named_cell_fold", "split.fold=5"])
+    with pytest.raises(Exception, match="5 named folds"):
+        OmegaConf.to_container(cfg.split, resolve=True)
+
+
+def test_the_organ_sweep_at_small_scale_holds_out_the_organs_with_enough_data(collection, data_dir, tmp_path,
+                                                                             monkeypatch):
+    from experiments import organ, plan
+
+    monkeypatch.setenv("PERTDIT_DATA", str(data_dir))
+    (holdout,) = plan.plan_figure(organ, "small", [])
+    assert holdout.params["split.organ"] == ["skin", "colon", "breast"]
+    assert any("lung (21 < 30 profiles)" in note for note in holdout.notes)
+    (named,) = plan.plan_figure(organ, "small", ["split.organ=skin"])
+    assert named.params["split.organ"] == ["skin"], "the user's organs win"
+
+
+def test_the_caption_names_the_text_encoder_and_describer_of_the_text_rows():
+    from experiments.plots import representation_caption
+
+    table = pd.DataFrame({"label": ["CrossDiT", "PRnet", "mean_shift"],
+                          "text_encoder": ["tiny random BERT (tiny-random-bert, no pre-trained weights)", "", ""],
+                          "describer": ["RDKit descriptions (instead of captioner: not on the machine)", "", ""]})
+    caption = representation_caption(table)
+    assert "Text-based rows (CrossDiT): text encoder tiny random BERT" in caption
+    assert "descriptions: RDKit descriptions (instead of captioner" in caption
+    assert "PRnet: the RDKit fingerprint" in caption and "mean_shift" not in caption
