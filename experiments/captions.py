@@ -31,6 +31,12 @@ def _numbers(values) -> str:
     return ", ".join(map(str, found))
 
 
+def _replicates(name: str, values) -> str:
+    """"seed 0" or "seeds 0, 1, 2" (one replicate: no error bars)."""
+    found = _numbers(values)
+    return f"{name}s {found}" if "," in found else f"{name} {found} (one replicate: no error bars)"
+
+
 def data_sentence(table: pd.DataFrame) -> str:
     """Scale and data of the runs, e.g. "Scale small on data=bundle (the shipped L1000 collection)."."""
     cfg, choices = _config(table["run_dir"].iloc[0])
@@ -54,7 +60,7 @@ def split_sentence(table: pd.DataFrame) -> str:
         held = (f"cell lines {', '.join(cells)} held out" if cells
                 else f"{split.get('cell_fraction', 0):.0%} of the cell lines held out")
         parts.append(f"split=unseen: {held} and {split.get('drug_fraction', 0):.0%} of the drugs (by SMILES); "
-                     f"seeds {_numbers(unseen['seed'])} (each redraws the drugs, validation rows, "
+                     f"{_replicates('seed', unseen['seed'])} (each redraws the drugs, validation rows, "
                      "initialisation and sampling noise)")
     folds = table[table["split"].astype(str).str.endswith("_fold")]
     if len(folds):
@@ -69,7 +75,7 @@ def split_sentence(table: pd.DataFrame) -> str:
     organs = sorted(k.removeprefix("organ_") for k in kinds if k.startswith("organ_"))
     if organs:
         parts.append(f"organ hold-outs ({', '.join(organs)}): every cell line of the organ tested, validation "
-                     f"20 % of the other profiles; seeds {_numbers(table['seed'])}")
+                     f"20 % of the other profiles; {_replicates('seed', table['seed'])}")
     return ("; ".join(parts) + ".") if parts else ""
 
 

@@ -129,11 +129,13 @@ def bar_figure(table: pd.DataFrame, methods: Sequence[str] | None = None,
                 height = values["value"].to_numpy(float)
                 clipped = (height < R2_FLOOR) if metric == "r2" else np.zeros(len(height), bool)
                 shown = np.where(clipped, R2_FLOOR, height)
-                sd = np.where(clipped, 0.0, values["sd"].fillna(0).to_numpy(float))
+                sd = values["sd"].to_numpy(float)  # NaN with one replicate: no error bar is drawn
+                sd = np.where(clipped, np.nan, sd)
                 label = (f"{method} (reference)" if method in REFERENCES else method) if (row, col) == (0, 0) \
                     else None
-                ax.bar(offset, shown, width, yerr=sd, capsize=2, label=label, error_kw={"elinewidth": 0.8},
-                       **style(k, method))
+                errors = ({"yerr": sd, "capsize": 2, "error_kw": {"elinewidth": 0.8}} if np.isfinite(sd).any()
+                          else {})
+                ax.bar(offset, shown, width, label=label, **errors, **style(k, method))
                 for xi, h in zip(offset[clipped], height[clipped]):  # off the axis: say the value
                     ax.annotate(f"{h:.3g}", (xi, 0), xytext=(0, -3), textcoords="offset points", rotation=90,
                                 fontsize=6, ha="center", va="top")

@@ -157,7 +157,7 @@ def score_sweeps(sweep_dirs: list[Path], table_path: Path) -> pd.DataFrame:
                 continue
             row = score_finished_run(job)
             print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
-            table = pd.concat([table.dropna(axis=1, how="all"), pd.DataFrame([row])], ignore_index=True)
+            table = pd.DataFrame([*table.to_dict("records"), row])
             tmp = table_path.with_suffix(".csv.tmp")
             table.to_csv(tmp, index=False)
             tmp.replace(table_path)
