@@ -32,5 +32,9 @@ def plot(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     for experiment in EXPERIMENTS:
         rows = table[table["experiment"] == experiment]
         if len(rows):
-            paths += plot_bars(rows, Path(out_dir) / experiment, METHODS, TITLES[experiment], figure_caption(rows))
+            title = TITLES[experiment]
+            replicates = "seed" if experiment == "figure2a" else "fold"
+            if rows.groupby(["label", "split"])[replicates].nunique().max() == 1:  # nothing to take an SD over
+                title = title.split(" (")[0] + f" (one {replicates})"
+            paths += plot_bars(rows, Path(out_dir) / experiment, METHODS, title, figure_caption(rows))
     return paths
