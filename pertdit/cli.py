@@ -60,6 +60,7 @@ def _run_task(task: str, cfg):
 
 def _evaluate(argv: list[str]) -> int:
     from pertdit.metrics import evaluate_h5ad, format_table, write_metrics_csv
+    from pertdit.provenance import SUBSTITUTION_COLUMN
 
     parser = argparse.ArgumentParser(prog="pertdit evaluate", description="Score a PRED.h5ad with the 10 measures.")
     parser.add_argument("pred", type=Path, help="PRED.h5ad: X = predictions, layers truth and control")
@@ -73,6 +74,10 @@ def _evaluate(argv: list[str]) -> int:
     smoke = _is_smoke_prediction(args.pred)
     if smoke:
         table = table.assign(smoke_test=True)
+    substitution = _prediction_substitution(args.pred)
+    if substitution:
+        table = table.assign(**{SUBSTITUTION_COLUMN: substitution})
+        print(f"note: the drug representation of {args.pred} made a substitution: {substitution}")
     print(format_table(table))
     if smoke:
         print(f"note: {args.pred} holds the predictions of a smoke test (trainer.fast_dev_run): not a result")
@@ -89,6 +94,19 @@ def _is_smoke_prediction(path: Path) -> bool:
     with h5py.File(path, "r") as file:
         flag = file.get("uns/pertdit/smoke_test")
         return bool(flag[()]) if flag is not None else False
+
+
+def _prediction_substitution(path: Path) -> str | None:
+    """The substitution note (`pertdit.provenance.substitution_note`) of the representation recorded in a
+    PRED.h5ad's uns["pertdit"]["representation"], or None."""
+    import h5py
+    from anndata.io import read_elem
+
+    from pertdit.provenance import substitution_note
+
+    with h5py.File(path, "r") as file:
+        record = file.get("uns/pertdit/representation")
+        return substitution_note(read_elem(record)) if isinstance(record, h5py.Group) else None
 
 
 def _resume(argv: list[str]) -> int:

@@ -19,7 +19,13 @@ from pertdit.callbacks import ComputeBudget
 from pertdit.checkpoints import check_checkpoint, load_checkpoint, resume_checkpoint, safe_loading
 from pertdit.console import configure_console, log_every_n_steps
 from pertdit.metrics import evaluate_h5ad, format_table, write_metrics_csv
-from pertdit.provenance import run_provenance
+from pertdit.provenance import (
+    PROVENANCE_FILE,
+    SUBSTITUTION_COLUMN,
+    run_provenance,
+    substitution_note,
+    write_run_provenance,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +86,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ckpt_path = resume_checkpoint(cfg.get("ckpt_path"), run_dir)
     _save_config(cfg, run_dir / "config.yaml")
     dm = build_datamodule(cfg)
+    representation = dm.adata.uns["pertdit"].get("representation")
+    write_run_provenance(run_dir / PROVENANCE_FILE, representation)
+    substitution = substitution_note(representation)
+    if substitution:
+        log.warning("the drug representation made a substitution (recorded in %s and metrics.csv): %s",
+                    run_dir / PROVENANCE_FILE, substitution)
     model = build_model(cfg, dm, run_dir)
     loggers = _instantiate_dict(cfg.get("logger"))
     if ckpt_path:
@@ -150,6 +162,9 @@ def _test_set(cfg: DictConfig, trainer: L.Trainer, model, dm, run_dir: Path, smo
     if trainer.is_global_zero and table is not None:
         if smoke:
             table = table.assign(smoke_test=True)
+        substitution = substitution_note(dm.adata.uns["pertdit"].get("representation"))
+        if substitution:
+            table = table.assign(**{SUBSTITUTION_COLUMN: substitution})
         written.append(write_metrics_csv(table, run_dir / metrics_name))
         log.info("test measures (%s, split %s%s):\n%s", cfg.model._target_.rsplit(".", 1)[-1],
                  test_set or dm.split.name, ", smoke test" if smoke else "", format_table(table))

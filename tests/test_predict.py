@@ -17,7 +17,8 @@ from pertdit.cli import main
 from pertdit.demo import run_config
 from pertdit.errors import DataError, RepresentationError
 from pertdit.predict import gene_table, load_run, predict
-from tests.helpers import TINY_BACKBONE
+from pertdit.train import train
+from tests.helpers import TINY_BACKBONE, compose_train
 
 ASPIRIN = "CC(=O)Oc1ccccc1C(=O)O"  # not on the plate: an unseen compound
 
@@ -32,14 +33,16 @@ def cache_env(data_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def run_dir(cache_env, tmp_path_factory) -> Path:
+def run_dir(cache_env, tmp_path_factory, data_dir) -> Path:
     """A crossdit run (config.yaml, checkpoints/ with best and last) trained for 3 steps."""
     path = tmp_path_factory.mktemp("crossdit")
-    run_config(["model=crossdit", "logger=[]", *TINY_BACKBONE, "model.warmup_steps=2", "trainer.max_epochs=1",
-                "diffusion=ddim", "diffusion.sampling_steps=5", "trainer.limit_train_batches=3",
-                "trainer.limit_val_batches=1", "trainer.enable_model_summary=false",
-                "trainer.enable_progress_bar=false", "~callbacks.early_stopping", "~callbacks.lr_monitor"],
-               path)
+    overrides = ["model=crossdit", "logger=[]", *TINY_BACKBONE, "model.warmup_steps=2", "trainer.max_epochs=1",
+                 "diffusion=ddim", "diffusion.sampling_steps=5", "trainer.limit_train_batches=3",
+                 "trainer.limit_val_batches=1", "trainer.enable_model_summary=false",
+                 "trainer.enable_progress_bar=false", "~callbacks.early_stopping", "~callbacks.lr_monitor",
+                 "test=false"]  # predict needs the config and checkpoints, not test scores
+    cfg = compose_train(overrides, path, Path(os.environ["PERTDIT_CACHE"]), data_dir)
+    train(cfg)
     return path
 
 
@@ -224,3 +227,22 @@ def test_a_run_loads_its_best_checkpoint_or_an_explicit_one(run, run_dir):
     assert predict(explicit, ASPIRIN, 1.0, "A375", n_samples=2).shape == (2, run.datamodule.dims["n_genes"])
     with pytest.raises(DataError, match="both --checkpoint FILE and --config FILE"):
         load_run(checkpoint=run_dir / "checkpoints" / "last.ckpt")
+
+
+def test_a_model_conditioned_on_time_needs_the_time_and_uses_it(cache_env, tmp_path, capsys):
+    run_dir = tmp_path / "prnet_time"
+    run_config(["model=prnet", "data=bundle", "data.sources=[LJP001-002_SKBR3]", "split=random_fold",
+                "perturbation.condition_on_time=true", "model.predict_mode=mean", "logger=[]",
+                "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+                "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+                "~callbacks.early_stopping", "~callbacks.lr_monitor"], run_dir)
+    run = load_run(run_dir)
+    with pytest.raises(DataError, match=r"give --time HOURS > 0 \(its training data has 6, 24 h\)"):
+        predict(run, ASPIRIN, 2.0, "SKBR3")
+    early, late = (predict(run, ASPIRIN, 2.0, "SKBR3", time=hours) for hours in (6.0, 24.0))
+    assert early.obs["time"].iloc[0] == 6.0 and late.obs["time"].iloc[0] == 24.0
+    assert not np.allclose(early.X, late.X)
+    out = tmp_path / "late.h5ad"
+    assert main(["predict", "--run", str(run_dir), "--smiles", ASPIRIN, "--dose", "2", "--cell-line", "SKBR3",
+                 "--time", "24", "--out", str(out)]) == 0
+    np.testing.assert_allclose(ad.read_h5ad(out).X, late.X, rtol=1e-6)

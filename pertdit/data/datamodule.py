@@ -20,6 +20,7 @@ from pertdit.data.sources import load_dataset
 from pertdit.data.split_spec import SplitSpec
 from pertdit.data.splits import split_rows
 from pertdit.data.val_subset import strided_rows
+from pertdit.errors import DataError
 
 log = logging.getLogger(__name__)
 Batch = dict[str, torch.Tensor]
@@ -95,6 +96,27 @@ def _working_copy(adata: ad.AnnData) -> ad.AnnData:
     if not isinstance(adata.X, np.memmap):
         return adata.copy()
     return ad.AnnData(X=adata.X, obs=adata.obs.copy(), var=adata.var.copy(), uns=copy.deepcopy(dict(adata.uns)))
+
+
+def _condition_table(obs, columns: list[str]):
+    """The condition columns of treated rows (`time` as float hours); a DataError naming the sources whose
+    profiles have no time when the conditions need one."""
+    if "time" in columns:
+        if "time" not in obs:
+            raise DataError("perturbation.condition_on_time=true, but the dataset has no obs['time']")
+        missing = obs["time"].astype(float).isna().to_numpy()
+        if missing.any():
+            where = obs.loc[missing, "source"].astype(str).value_counts().to_dict() if "source" in obs else {}
+            raise DataError(f"perturbation.condition_on_time=true, but {int(missing.sum())} treated profiles have "
+                            f"no time (per source: {where}); keep profiles with a time (data.times=[...], "
+                            "data.sources=[...]) or set perturbation.condition_on_time=false")
+    return obs[columns].astype({"dose": float, **({"time": float} if "time" in columns else {})})
+
+
+def _condition_lists(table) -> tuple[list[str], list[float], list[float] | None]:
+    """SMILES, doses and times (None without a time column) of a condition table."""
+    times = list(table["time"]) if "time" in table else None
+    return list(table["smiles"]), list(table["dose"]), times
 
 
 class PertDataModule(L.LightningDataModule):
@@ -185,23 +207,31 @@ class PertDataModule(L.LightningDataModule):
         self.test_set = name
         self.rows["test"] = self.test_set_rows[name]
 
+    def condition_columns(self) -> list[str]:
+        """The obs columns that identify a drug condition: smiles and dose, and time when the representation
+        conditions on time (`perturbation.condition_on_time`)."""
+        timed = bool(getattr(self.representation, "condition_on_time", False))
+        return ["smiles", "dose", "time"] if timed else ["smiles", "dose"]
+
     def _encode_conditions(self, adata: ad.AnnData) -> tuple[np.ndarray, Any]:
-        """Per-row condition index into the unique (SMILES, dose) features (controls map to row 0), and those
-        features (`PerturbationFeatures` or `FactoredFeatures`)."""
-        treated = ~adata.obs["is_control"].to_numpy(bool)
-        pairs = adata.obs.loc[treated, ["smiles", "dose"]].drop_duplicates()
+        """Per-row condition index into the unique (SMILES, dose) features, or (SMILES, dose, time) ones with
+        `condition_on_time` (controls map to row 0), and those features (`PerturbationFeatures` or
+        `FactoredFeatures`)."""
         if self.representation is None:
             raise ValueError("PertDataModule needs a drug representation (config group `perturbation`)")
         from pertdit.perturbation import embed_conditions
 
+        columns = self.condition_columns()
+        treated = ~adata.obs["is_control"].to_numpy(bool)
+        conditions = _condition_table(adata.obs.loc[treated], columns)
         cache = Path(self.cache_dir) / "embeddings" if self.cache_dir else None
         if self._features is None:  # once per data module, not at each prepare_data / setup
-            self._features = embed_conditions(self.representation, list(pairs["smiles"]),
-                                              list(pairs["dose"].astype(float)), cache)
+            smiles, doses, times = _condition_lists(conditions.drop_duplicates())
+            self._features = embed_conditions(self.representation, smiles, doses, cache, times=times)
         features = self._features
         index = np.zeros(adata.n_obs, dtype=np.int64)  # controls are never served; row 0 is a placeholder
-        index[treated] = features.lookup(list(adata.obs.loc[treated, "smiles"]),
-                                         list(adata.obs.loc[treated, "dose"].astype(float)))
+        smiles, doses, times = _condition_lists(conditions)
+        index[treated] = features.lookup(smiles, doses, times)
         return index, features
 
     # -- what models need to know ----------------------------------------------------------------------------

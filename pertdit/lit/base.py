@@ -80,17 +80,18 @@ class PerturbationModule(L.LightningModule):
         self._test_rows, self._test_preds = [], []
         if not rows.numel():
             return
-        pred = self._prediction_adata(rows, preds)
-        self._add_replicate_ceiling(pred)
+        self._add_replicate_ceiling(rows, preds)
         if self.prediction_path and self.trainer.is_global_zero:
-            self.write_predictions(rows, preds, self.prediction_path, pred=pred)
+            self.write_predictions(rows, preds, self.prediction_path)
 
-    def _add_replicate_ceiling(self, pred) -> None:
-        """Append the replicate ceiling (and the model on the same rows) to `test_table` and log both."""
-        from pertdit.metrics.evaluate import prediction_ceiling
+    def _add_replicate_ceiling(self, rows: torch.Tensor, preds: torch.Tensor) -> None:
+        """Append the replicate ceiling (and the model on the same rows) to `test_table` and log both; read
+        block by block from the dataset and the predictions (the PRED AnnData is never built whole)."""
+        from pertdit.lit.predictions import ceiling_of_rows
         from pertdit.metrics.replicates import with_replicate_ceiling
 
-        ceiling = prediction_ceiling(pred, self.relu_predictions, self.test_metrics.control_reference)
+        ceiling = ceiling_of_rows(self.trainer.datamodule.adata, rows.numpy(), preds.float().numpy(),
+                                  self.relu_predictions, self.test_metrics.control_reference)
         self.test_table = with_replicate_ceiling(self.test_table, ceiling)
         for row in ceiling.itertuples():
             self.log(f"{self.test_stage}/ceiling/{row.metric}/{row.grouping}", float(row.ceiling_mean),
@@ -116,28 +117,14 @@ class PerturbationModule(L.LightningModule):
         keep[1:] = rows[1:] != rows[:-1]
         return rows[keep], preds[keep]
 
-    def _prediction_adata(self, rows: torch.Tensor, preds: torch.Tensor):
-        """The PRED AnnData of the given dataset rows (lit/predictions.py)."""
-        from pertdit.lit.predictions import build_prediction_adata
-
-        adata = self.trainer.datamodule.adata
-        return build_prediction_adata(adata, rows.numpy(), preds.float().numpy(), relu=self.relu_predictions,
-                                      provenance=self.provenance)
-
-    def write_predictions(self, rows: torch.Tensor, preds: torch.Tensor, path: str | Path, pred=None) -> Path:
-        """Write PRED.h5ad (X = predictions, layers truth/control) for the given dataset rows: `pred` when it
-        is already built, else block by block from the (memory-mapped) dataset."""
-        from pertdit.data.h5ad_io import write_quietly
+    def write_predictions(self, rows: torch.Tensor, preds: torch.Tensor, path: str | Path) -> Path:
+        """Write PRED.h5ad (X = predictions, layers truth/control) for the given dataset rows, block by block
+        from the (memory-mapped) dataset."""
         from pertdit.lit.predictions import write_prediction_h5ad
 
-        if pred is None:
-            adata = self.trainer.datamodule.adata
-            return write_prediction_h5ad(adata, rows.numpy(), preds.float().numpy(), path,
-                                         relu=self.relu_predictions, provenance=self.provenance)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_quietly(pred, path)
-        return path
+        adata = self.trainer.datamodule.adata
+        return write_prediction_h5ad(adata, rows.numpy(), preds.float().numpy(), path,
+                                     relu=self.relu_predictions, provenance=self.provenance)
 
     # -- optimisation ---------------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:  # pragma: no cover - subclasses that train override this

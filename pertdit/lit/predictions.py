@@ -8,7 +8,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from pertdit.metrics.replicates import replicate_group_keys
+from pertdit.metrics.replicates import BLOCK_ROWS as CEILING_BLOCK_ROWS
+from pertdit.metrics.replicates import replicate_group_keys, streamed_ceiling
 
 PREDICTION_OBS_COLUMNS = ("cell_id", "drug", "dose", "time", "pert_id", "pert_iname", "smiles", "plate",
                           "cov_drug_dose", "cov_drug", "drug_dose")
@@ -71,3 +72,21 @@ def write_prediction_h5ad(dataset: ad.AnnData, rows: np.ndarray, preds: np.ndarr
             truth[block] = np.asarray(dataset.X[rows[block]], dtype=np.float32)
             control[block] = np.asarray(dataset.X[control_rows[block]], dtype=np.float32)
         return writer.commit()
+
+
+def ceiling_of_rows(dataset: ad.AnnData, rows: np.ndarray, preds: np.ndarray, relu: bool = False,
+                    control_reference: str = "paired", block_rows: int = CEILING_BLOCK_ROWS) -> pd.DataFrame:
+    """The replicate ceiling table (`pertdit.metrics.replicates`) of predictions `preds` (n, G) of dataset
+    `rows` (n,), grouped as their PRED.h5ad would be (`prediction_obs`), reading truth and control profiles
+    from the (memory-mapped) dataset one block of whole replicate groups at a time."""
+    rows = np.asarray(rows, dtype=np.int64)
+    obs = prediction_obs(dataset, rows)
+    control_rows = dataset.obs["paired_control_index"].to_numpy()[rows]
+
+    def read(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return (np.asarray(dataset.X[rows[block]], dtype=np.float32), np.asarray(preds[block], dtype=np.float32),
+                np.asarray(dataset.X[control_rows[block]], dtype=np.float32))
+
+    return streamed_ceiling(read, obs["cell_id"].to_numpy(), obs["drug"].to_numpy(), obs["dose"].to_numpy(float),
+                            obs["replicate_group"].to_numpy(), relu=relu, control_reference=control_reference,
+                            block_rows=block_rows)
