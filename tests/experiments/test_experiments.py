@@ -35,6 +35,12 @@ def options(group: str) -> set[str]:
     return {p.stem for p in (CONFIG_DIR / group).glob("*.yaml")}
 
 
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory) -> Path:
+    """One cache folder for this module's tests on real data: the collection is preprocessed once."""
+    return tmp_path_factory.mktemp("cache")
+
+
 def compose_train(overrides: list[str], hydra_config: bool = False):
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
@@ -272,11 +278,11 @@ def test_figure_modules_write_png_and_pdf(fake_sweeps, tmp_path):
 
 
 # -- on the shipped collection -------------------------------------------------------------------------------
-def test_reproduce_plans_the_collection_benchmark_at_small_scale(data_dir, tmp_path, monkeypatch):
+def test_reproduce_plans_the_collection_benchmark_at_small_scale(data_dir, module_cache, monkeypatch):
     from experiments import plan
 
     monkeypatch.setenv("PERTDIT_DATA", str(data_dir))
-    monkeypatch.setenv("PERTDIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PERTDIT_CACHE", str(module_cache))
     plan_2a, plan_2b = plan.plan_figure(figure2, "small", [])
     # one training per (method, seed) scored on the three unseen test sets, HT115 the held-out cell line
     assert plan_2a.params["split.test_set"] == ["all"] and not plan_2a.skipped
@@ -287,11 +293,12 @@ def test_reproduce_plans_the_collection_benchmark_at_small_scale(data_dir, tmp_p
     assert plans["figure3c"].reused == {"catcrossdit": "figure3d"}
 
 
-def test_reproduce_dry_run_passes_overrides_after_double_dash(data_dir, tmp_path, monkeypatch, capsys):
+def test_reproduce_dry_run_passes_overrides_after_double_dash(data_dir, module_cache, tmp_path, monkeypatch,
+                                                              capsys):
     from experiments import reproduce
 
     monkeypatch.setenv("PERTDIT_DATA", str(data_dir))
-    monkeypatch.setenv("PERTDIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PERTDIT_CACHE", str(module_cache))
     monkeypatch.setattr(reproduce.console, "width", 400)
     assert reproduce.main(["figure2", "--dry-run", "--out", str(tmp_path), "--", "scale.max_epochs.dit=2"]) == 0
     printed = capsys.readouterr().out
@@ -352,13 +359,13 @@ def test_figure3d_reuses_figure2as_runs_of_the_same_configuration(tmp_path):
 
 # -- small scale on the shipped collection: named cell folds, organs, captions --------------------------------
 @pytest.fixture(scope="module")
-def collection(data_dir, tmp_path_factory):
-    """The preprocessed shipped collection (data=bundle), read with a cache of this module's own."""
+def collection(data_dir, module_cache):
+    """The preprocessed shipped collection (data=bundle), read with the module's cache."""
     from experiments.plan import compose_job, load_data
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PERTDIT_DATA", str(data_dir))
-        patch.setenv("PERTDIT_CACHE", str(tmp_path_factory.mktemp("cache")))
+        patch.setenv("PERTDIT_CACHE", str(module_cache))
         yield load_data(compose_job(["experiment=figure2b", "split=named_cell_fold"]))
 
 
@@ -382,11 +389,12 @@ def test_a_cell_fold_outside_the_named_folds_says_how_many_there_are():
         OmegaConf.to_container(cfg.split, resolve=True)
 
 
-def test_the_organ_sweep_at_small_scale_holds_out_the_organs_with_enough_data(collection, data_dir, tmp_path,
+def test_the_organ_sweep_at_small_scale_holds_out_the_organs_with_enough_data(collection, data_dir, module_cache,
                                                                              monkeypatch):
     from experiments import organ, plan
 
     monkeypatch.setenv("PERTDIT_DATA", str(data_dir))
+    monkeypatch.setenv("PERTDIT_CACHE", str(module_cache))
     (holdout,) = plan.plan_figure(organ, "small", [])
     assert holdout.params["split.organ"] == ["skin", "colon", "breast"]
     assert any("lung (21 < 30 profiles)" in note for note in holdout.notes)
