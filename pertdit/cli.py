@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
               "  evaluate  score predictions:          pertdit evaluate PRED.h5ad --out metrics.csv\n"
               "  embed     precompute drug embeddings: pertdit embed perturbation=text [--download-only|--verify]\n"
               "  data      preprocess and summarise:   pertdit data data=plate\n"
-              "  demo      baselines on the bundled plate, as a metrics table\n"
+              "  demo      baselines, a quick DiT and PRnet on the shipped collection (drug / cell line unseen)\n"
               "  predict   one compound, dose, cell:   "
               "pertdit predict --run DIR --smiles S --dose D --cell-line C\n"
               "  synth-release  a synthetic GEO release (a test fixture): pertdit synth-release --profiles N --out D\n"

@@ -169,8 +169,11 @@ class PertDataModule(L.LightningDataModule):
             return
         adata = _working_copy(self.load())
         self.split_column = self.split.apply(adata)
-        for part in ("train", "val", "test"):
+        for part in ("train", "val"):
             self.rows[part] = split_rows(adata, self.split_column, self.split.labels(part))
+        self.test_set_rows = {name: split_rows(adata, self.split_column, self.split.labels("test", name))
+                              for name in self.split.test_sets}
+        self.select_test_set(self.split.test_sets[0])
         self.val_subset_rows = strided_rows(self.rows["val"], adata.obs, self.val_max_rows)
         treated = ~adata.obs["is_control"].to_numpy(bool)
         self.drug_names = sorted(adata.obs.loc[treated, "drug"].astype(str).unique())
@@ -190,9 +193,19 @@ class PertDataModule(L.LightningDataModule):
             drug_index=torch.as_tensor([drug_lookup.get(d, -1) for d in adata.obs["drug"].astype(str)]),
             cell_index=torch.as_tensor([cell_lookup[c] for c in adata.obs["cell_id"].astype(str)]))
         self.adata = adata
+        tests = self.test_set_rows if self.split.scores_every_test_set else {"test": self.rows["test"]}
+        sizes = {part: len(rows) for part, rows in {"train": self.rows["train"], "val": self.rows["val"],
+                                                      **tests}.items()}
         log.info("split %s: %s; validation during training on %d of the %d val rows (data.val_max_rows=%s)",
-                 self.split_column, {k: len(v) for k, v in self.rows.items()}, len(self.val_subset_rows),
-                 len(self.rows["val"]), self.val_max_rows)
+                 self.split_column, sizes, len(self.val_subset_rows), len(self.rows["val"]),
+                 self.val_max_rows)
+
+    def select_test_set(self, name: str) -> None:
+        """Serve test set `name` (one of `split.test_sets`) as `rows["test"]` and from `test_dataloader`."""
+        if name not in self.test_set_rows:
+            raise KeyError(f"test set {name!r} is not one of this split's {list(self.test_set_rows)}")
+        self.test_set = name
+        self.rows["test"] = self.test_set_rows[name]
 
     def condition_columns(self) -> list[str]:
         """The obs columns that identify a drug condition: smiles and dose, and time when the representation
@@ -258,5 +271,5 @@ class PertDataModule(L.LightningDataModule):
         return self._loader("val", shuffle=False, rows=self.val_subset_rows)
 
     def test_dataloader(self) -> DataLoader:
-        """Every test row, always."""
+        """Every row of the selected test set (`select_test_set`), always."""
         return self._loader("test", shuffle=False)

@@ -39,6 +39,8 @@ class PerturbationModule(L.LightningModule):
         self._test_preds: list[torch.Tensor] = []
         self.test_table = None
         self.provenance: dict | None = None  # set by train(): written into the PRED.h5ad's uns["pertdit"]
+        # prefix of the logged test measures; train() sets test/<set> when one run scores several test sets
+        self.test_stage = "test"
 
     # -- what a model must provide -------------------------------------------------------------------------
     def predict_batch(self, batch: Batch) -> torch.Tensor:
@@ -66,12 +68,12 @@ class PerturbationModule(L.LightningModule):
         self.val_metrics.reset()
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        pred = self._evaluate_batch(batch, self.test_metrics, "test")
+        pred = self._evaluate_batch(batch, self.test_metrics, self.test_stage)
         self._test_rows.append(batch["row"].detach().cpu())
         self._test_preds.append(pred.detach().cpu())
 
     def on_test_epoch_end(self) -> None:
-        self._log_measures(self.test_metrics, "test")
+        self._log_measures(self.test_metrics, self.test_stage)
         self.test_table = self.test_metrics.table()
         self.test_metrics.reset()
         rows, preds = self._gather_test_predictions()
@@ -92,12 +94,14 @@ class PerturbationModule(L.LightningModule):
                                   self.relu_predictions, self.test_metrics.control_reference)
         self.test_table = with_replicate_ceiling(self.test_table, ceiling)
         for row in ceiling.itertuples():
-            self.log(f"test/ceiling/{row.metric}/{row.grouping}", float(row.ceiling_mean), rank_zero_only=True)
-            self.log(f"test/same_rows/{row.metric}/{row.grouping}", float(row.model_same_rows_mean),
+            self.log(f"{self.test_stage}/ceiling/{row.metric}/{row.grouping}", float(row.ceiling_mean),
                      rank_zero_only=True)
+            self.log(f"{self.test_stage}/same_rows/{row.metric}/{row.grouping}",
+                     float(row.model_same_rows_mean), rank_zero_only=True)
         first = ceiling.iloc[0]
-        self.log("test/ceiling_profiles", float(first["ceiling_profiles"]), rank_zero_only=True)
-        self.log("test/unreplicated_profiles", float(first["unreplicated_profiles"]), rank_zero_only=True)
+        self.log(f"{self.test_stage}/ceiling_profiles", float(first["ceiling_profiles"]), rank_zero_only=True)
+        self.log(f"{self.test_stage}/unreplicated_profiles", float(first["unreplicated_profiles"]),
+                 rank_zero_only=True)
 
     def _gather_test_predictions(self) -> tuple[torch.Tensor, torch.Tensor]:
         if not self._test_rows:
