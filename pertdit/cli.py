@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
               "  evaluate  score predictions:          pertdit evaluate PRED.h5ad --out metrics.csv\n"
               "  embed     precompute drug embeddings: pertdit embed perturbation=text [--download-only|--verify]\n"
               "  data      preprocess and summarise:   pertdit data data=plate\n"
-              "  demo      baselines on the bundled plate, as a metrics table\n"
+              "  demo      baselines, a quick DiT and PRnet on the shipped collection (drug / cell line unseen)\n"
               "  compare   every model, same split and CPU budget, 3 seeds: "
               "pertdit compare [--models M ...] [--seeds S ...]\n"
               "  predict   one compound, dose, cell:   "

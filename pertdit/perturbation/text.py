@@ -220,8 +220,11 @@ class TextRepresentation(PerturbationRepresentation):
         return [self.prompt(d, t) for d, t in zip(doses, hours)]
 
     def provenance(self) -> dict[str, str]:
-        """Class, name and cache key, the encoder, the describer that ran and any substitution made."""
-        out = {**super().provenance(), "encoder_id": self.encoder_id, "describer": self.describer_name}
+        """Class, name and cache key, the encoder (its id and the folder its weights were read from: a local
+        folder such as a small-scale run's tiny random BERT replaces the id's weights), the describer that ran
+        and any substitution made."""
+        out = {**super().provenance(), "encoder_id": self.encoder_id, "encoder_path": str(self.encoder_path),
+               "describer": self.describer_name}
         if self.condition_on_time:
             out["condition_on_time"] = "true"
         if isinstance(self.describer, Seq2SeqCaptioner):
