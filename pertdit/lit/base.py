@@ -9,13 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import logging
+
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from pertdit.metrics import PerturbationMetrics
 
 Batch = dict[str, torch.Tensor]
+log = logging.getLogger(__name__)
 
 
 class PerturbationModule(L.LightningModule):
@@ -29,15 +33,20 @@ class PerturbationModule(L.LightningModule):
         relu_predictions: bool = False,
         control_reference: str = "paired",
         prediction_path: str | None = None,
+        record_spread: bool = True,
     ) -> None:
         super().__init__()
         self.relu_predictions = relu_predictions
         self.prediction_path = prediction_path
+        self.record_spread = record_spread  # eval.spread: spread layers in PRED.h5ad, calibration.csv
         self.val_metrics = PerturbationMetrics(relu=relu_predictions, control_reference=control_reference)
         self.test_metrics = PerturbationMetrics(relu=relu_predictions, control_reference=control_reference)
         self._test_rows: list[torch.Tensor] = []
         self._test_preds: list[torch.Tensor] = []
+        self._test_spreads: list[dict] = []
+        self._spread_kind = ""
         self.test_table = None
+        self.calibration_table = None  # set after a test when the model has a spread (metrics/calibration.py)
         self.provenance: dict | None = None  # set by train(): written into the PRED.h5ad's uns["pertdit"]
 
     # -- what a model must provide -------------------------------------------------------------------------
@@ -45,9 +54,15 @@ class PerturbationModule(L.LightningModule):
         """Predicted post-perturbation profiles (B, G) for a batch."""
         raise NotImplementedError
 
+    def predict_with_spread(self, batch: Batch):
+        """The point prediction (B, G) and the model's `PredictiveSpread` for the batch, or None when it has
+        none (deterministic models). Overridden by models that sample or predict a variance."""
+        return self.predict_batch(batch), None
+
     # -- evaluation ------------------------------------------------------------------------------------------
-    def _evaluate_batch(self, batch: Batch, metrics: PerturbationMetrics, stage: str) -> torch.Tensor:
-        pred = self.predict_batch(batch).float()
+    def _evaluate_batch(self, batch: Batch, metrics: PerturbationMetrics, stage: str,
+                        pred: torch.Tensor | None = None) -> torch.Tensor:
+        pred = (self.predict_batch(batch) if pred is None else pred).float()
         metrics.update(pred, batch["x0"], batch["c_pre"], batch["cell_index"], batch["drug_index"], batch["dose"],
                        row=batch["row"])
         self.log(f"{stage}/mse", F.mse_loss(pred, batch["x0"]), on_epoch=True, on_step=False,
@@ -66,20 +81,28 @@ class PerturbationModule(L.LightningModule):
         self.val_metrics.reset()
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        pred = self._evaluate_batch(batch, self.test_metrics, "test")
+        pred, spread = self.predict_with_spread(batch) if self.record_spread else (None, None)
+        pred = self._evaluate_batch(batch, self.test_metrics, "test", pred)
         self._test_rows.append(batch["row"].detach().cpu())
         self._test_preds.append(pred.detach().cpu())
+        if spread is not None:
+            self._spread_kind = spread.kind
+            self._test_spreads.append(spread.layers(batch["x0"].detach().cpu().double().numpy(),
+                                                    seed=int(batch["row"][0])))
 
     def on_test_epoch_end(self) -> None:
         self._log_measures(self.test_metrics, "test")
         self.test_table = self.test_metrics.table()
         self.test_metrics.reset()
+        spreads = self._test_spreads
+        order = self._test_order()
         rows, preds = self._gather_test_predictions()
-        self._test_rows, self._test_preds = [], []
+        self._test_rows, self._test_preds, self._test_spreads = [], [], []
         if not rows.numel():
             return
         pred = self._prediction_adata(rows, preds)
         self._add_replicate_ceiling(pred)
+        self._add_spread(pred, spreads, order)
         if self.prediction_path and self.trainer.is_global_zero:
             self.write_predictions(rows, preds, self.prediction_path, pred=pred)
 
@@ -97,6 +120,35 @@ class PerturbationModule(L.LightningModule):
         first = ceiling.iloc[0]
         self.log("test/ceiling_profiles", float(first["ceiling_profiles"]), rank_zero_only=True)
         self.log("test/unreplicated_profiles", float(first["unreplicated_profiles"]), rank_zero_only=True)
+
+    def _test_order(self) -> np.ndarray | None:
+        """Positions of the first occurrence of each test row, in row order (what `_gather_test_predictions`
+        keeps, on one process)."""
+        if not self._test_rows:
+            return None
+        rows = torch.cat(self._test_rows).numpy()
+        _, first = np.unique(rows, return_index=True)
+        return first
+
+    def _add_spread(self, pred, spreads: list[dict], order: np.ndarray | None) -> None:
+        """Add the spread layers to the PRED AnnData and set `calibration_table` (the coverage of its central
+        intervals, metrics/calibration.py). On several processes the spread is not gathered: it is skipped,
+        with a warning."""
+        from pertdit.metrics.calibration import calibration_table, concat_layers
+
+        if not spreads:
+            return
+        if self.trainer.world_size > 1:
+            log.warning("the predictive spread is not gathered across %d processes: PRED.h5ad has no spread "
+                        "layers and no calibration.csv is written (test on one device for them)",
+                        self.trainer.world_size)
+            return
+        layers = concat_layers(spreads, order)
+        for name, value in layers.items():
+            pred.layers[name] = value
+        pred.uns["pertdit"]["spread"] = self._spread_kind
+        truth = np.asarray(pred.layers["truth"])
+        self.calibration_table = calibration_table(truth, layers, source=self._spread_kind)
 
     def _gather_test_predictions(self) -> tuple[torch.Tensor, torch.Tensor]:
         if not self._test_rows:

@@ -61,7 +61,7 @@ class DiffusionModule(PerturbationModule):
                  target: str = "expression", standardize: bool = False, smoke_sampling_steps: int = 2,
                  eval_samples: int = 1, objective: str = "denoising", prediction: str = "epsilon",
                  loss_weighting: str = "none", min_snr_gamma: float = 5.0, flow_time_scale: float = 1000.0,
-                 **base_kwargs: Any) -> None:
+                 spread_samples: int = 8, **base_kwargs: Any) -> None:
         super().__init__(**base_kwargs)
         if target not in TARGETS:
             raise ValueError(f"unknown diffusion target {target!r}; choose one of {TARGETS}")
@@ -217,14 +217,36 @@ class DiffusionModule(PerturbationModule):
         """One sample (B, G) of the perturbed profile given the batch's conditions."""
         return self.from_model_space(self.sample_model_space(batch, generator, use_ema), batch)
 
+    def _draw(self, batch: Batch, n_samples: int) -> torch.Tensor:
+        """(n_samples, B, G) samples, from a generator seeded by the batch's first row (reproducible)."""
+        seed = self.hparams.sample_seed + int(batch["row"][0])
+        generator = torch.Generator(device=batch["c_pre"].device).manual_seed(seed)
+        return torch.stack([self.sample(batch, generator=generator) for _ in range(n_samples)])
+
+    @property
+    def n_point_samples(self) -> int:
+        """Samples averaged into the point prediction: `eval_samples`; one under `fast_dev_run`."""
+        return 1 if self.smoke_test else max(1, self.hparams.eval_samples)
+
     def predict_batch(self, batch: Batch) -> torch.Tensor:
         """Mean of `eval_samples` diffusion samples (seeded by the batch's first row, so reproducible); one
         sample under `fast_dev_run`."""
-        seed = self.hparams.sample_seed + int(batch["row"][0])
-        generator = torch.Generator(device=batch["c_pre"].device).manual_seed(seed)
-        n_samples = 1 if self.smoke_test else max(1, self.hparams.eval_samples)
-        samples = [self.sample(batch, generator=generator) for _ in range(n_samples)]
-        return torch.stack(samples).mean(0)
+        return self._draw(batch, self.n_point_samples).mean(0)
+
+    def predict_with_spread(self, batch: Batch):
+        """The point prediction of `predict_batch` (the same draws) and the spread of `spread_samples` samples
+        (the first of them are the point prediction's; more are drawn when `spread_samples` > `eval_samples`;
+        none under `fast_dev_run` or when `spread_samples` < 2). Predictions are ReLU'd when scored so."""
+        from pertdit.metrics.calibration import PredictiveSpread
+
+        n_spread = 0 if self.smoke_test else int(self.hparams.spread_samples or 0)
+        if n_spread < 2:
+            return self.predict_batch(batch), None
+        samples = self._draw(batch, max(self.n_point_samples, n_spread))
+        spread = samples[:n_spread].float().cpu().numpy()
+        if self.relu_predictions:
+            spread = spread.clip(min=0.0)
+        return samples[:self.n_point_samples].mean(0), PredictiveSpread(samples=spread)
 
     # -- optimisation ---------------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
