@@ -75,9 +75,11 @@ def test_two_gloo_processes_give_the_single_process_measures(single_process, tmp
     _assert_same_run(tmp_path / "two", reference)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_diffusion_model_trains_and_tests_under_ddp_launched_by_the_command_line(single_process, tmp_path):
-    """`strategy=ddp` (not spawned), as on a GPU node: Lightning re-runs `pertdit train ...` for rank 1."""
+    """`strategy=ddp` (not spawned), as on a GPU node: Lightning re-runs `pertdit train ...` for rank 1.
+    Slow (~25 s: two interpreters start Hydra and Lightning); the spawned gloo test covers DDP by default."""
     reference, _ = single_process
     run_dir = tmp_path / "popen"
     quick = [o for o in QUICK_MODEL if not o.startswith(("callbacks=", "trainer.max_epochs="))]
@@ -134,15 +136,22 @@ def _ddp_fit(run_dir: Path, cache: Path, data_dir: Path, epochs: int, ckpt_path:
 
 
 @pytest.mark.timeout(300)
-def test_ranks_draw_their_own_noise_and_a_resumed_ddp_run_ends_with_the_same_weights(tmp_path, data_dir):
-    cache = tmp_path / "cache"
-    uninterrupted = _ddp_fit(tmp_path / "full", cache, data_dir, epochs=2, record=True)
+def test_ranks_draw_their_own_noise(tmp_path, data_dir):
+    _ddp_fit(tmp_path / "full", tmp_path / "cache", data_dir, epochs=2, record=True)
     rank0, rank1 = (torch.load(tmp_path / "full" / f"draws_rank{r}.pt") for r in (0, 1))
     assert [d["step"] for d in rank0] == [d["step"] for d in rank1] == [0, 1, 2, 3]
     for a, b in zip(rank0, rank1):  # same batch shape on both ranks, different draws
         assert a["noise"].shape == b["noise"].shape and not torch.equal(a["noise"], b["noise"])
         assert not torch.equal(a["t"], b["t"])
     assert any(not torch.equal(a["drop"], b["drop"]) for a, b in zip(rank0, rank1))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_resumed_ddp_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, data_dir):
+    """Three 2-process fits (~40 s); the single-process resume tests cover the same logic in the default suite."""
+    cache = tmp_path / "cache"
+    uninterrupted = _ddp_fit(tmp_path / "full", cache, data_dir, epochs=2)
     half = _ddp_fit(tmp_path / "half", cache, data_dir, epochs=1)
     resumed = _ddp_fit(tmp_path / "resumed", cache, data_dir, epochs=2, ckpt_path=half)
     expected = torch.load(uninterrupted, weights_only=False)["state_dict"]

@@ -17,7 +17,8 @@ from pertdit.cli import main
 from pertdit.demo import run_config
 from pertdit.errors import DataError, RepresentationError
 from pertdit.predict import gene_table, load_run, predict
-from tests.helpers import TINY_BACKBONE
+from pertdit.train import train
+from tests.helpers import TINY_BACKBONE, compose_train
 
 ASPIRIN = "CC(=O)Oc1ccccc1C(=O)O"  # not on the plate: an unseen compound
 
@@ -32,14 +33,16 @@ def cache_env(data_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def run_dir(cache_env, tmp_path_factory) -> Path:
+def run_dir(cache_env, tmp_path_factory, data_dir) -> Path:
     """A crossdit run (config.yaml, checkpoints/ with best and last) trained for 3 steps."""
     path = tmp_path_factory.mktemp("crossdit")
-    run_config(["model=crossdit", "logger=[]", *TINY_BACKBONE, "model.warmup_steps=2", "trainer.max_epochs=1",
-                "diffusion=ddim", "diffusion.sampling_steps=5", "trainer.limit_train_batches=3",
-                "trainer.limit_val_batches=1", "trainer.enable_model_summary=false",
-                "trainer.enable_progress_bar=false", "~callbacks.early_stopping", "~callbacks.lr_monitor"],
-               path)
+    overrides = ["model=crossdit", "logger=[]", *TINY_BACKBONE, "model.warmup_steps=2", "trainer.max_epochs=1",
+                 "diffusion=ddim", "diffusion.sampling_steps=5", "trainer.limit_train_batches=3",
+                 "trainer.limit_val_batches=1", "trainer.enable_model_summary=false",
+                 "trainer.enable_progress_bar=false", "~callbacks.early_stopping", "~callbacks.lr_monitor",
+                 "test=false"]  # predict needs the config and checkpoints, not test scores
+    cfg = compose_train(overrides, path, Path(os.environ["PERTDIT_CACHE"]), data_dir)
+    train(cfg)
     return path
 
 
