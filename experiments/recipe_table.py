@@ -5,6 +5,11 @@ Decision rule, fixed before any result was read: the primary score is the per-sa
 difference from the baseline (same seed) is positive in every seed run, or its mean difference exceeds the SD
 of the baseline's scores over seeds; and its per-sample R2 is not lower than the baseline's by more than the
 baseline's seed SD. A variant with fewer than 3 seeds is reported, never kept.
+Alternatives of one choice (flow matching and v prediction both set what the network predicts, so they do
+not combine): when several are kept, the larger mean paired difference wins; a difference smaller than the
+baseline's seed SD is a tie, broken by the smaller departure from the baseline (fewer changed keys). This tie
+rule was added at 17:56 UTC on 2026-11-30, after flow matching had 3 seeds and v prediction 2, before the
+third v seed was read.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ def scores_table(df: pd.DataFrame) -> pd.DataFrame:
             row[f"{label} per seed"] = _per_seed(part[column])
             row[label] = _mean_sd(part[column])
         row["steps"] = _per_seed(part["steps"].astype(float)).replace(".000", "") if part["steps"].notna().all() else "-"
-        row["CPU s (train)"] = _mean_sd(part["cpu_seconds"]).split(" ±")[0] if part["cpu_seconds"].notna().any() else "-"
+        row["CPU s (train)"] = f"{part['cpu_seconds'].mean():.0f}" if part["cpu_seconds"].notna().any() else "-"
         row["CPU s (eval)"] = f"{part['eval_cpu_seconds'].mean():.0f}"
         rows.append(row)
     return pd.DataFrame(rows)
@@ -64,7 +69,7 @@ def decisions(df: pd.DataFrame) -> pd.DataFrame:
         complete = len(seeds) >= 3
         helps = bool(complete and ((diff > 0).all() or diff.mean() > base_sd))
         safe = bool(complete and guard.mean() >= -guard_sd)
-        rows.append({"variant": variant, "seeds": len(seeds), "ΔPCC per seed": _per_seed(diff),
+        rows.append({"variant": variant, "seeds": len(seeds), "ΔPCC per seed": " / ".join(f"{v:+.3f}" for v in diff),
                      "ΔPCC mean": f"{diff.mean():+.3f}" if len(diff) else "-",
                      "baseline seed SD": f"{base_sd:.3f}", "ΔR2 mean": f"{guard.mean():+.3f}" if len(guard) else "-",
                      "kept": "yes" if helps and safe else ("not decided (< 3 seeds)" if not complete else "no")})
