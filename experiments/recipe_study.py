@@ -123,15 +123,22 @@ def score(truth, pred, control, batch_meta, relu: bool) -> dict[str, float]:
     return {f"{metric}_{grouping}": float(by[(metric, grouping)]) for metric, grouping in MEASURES}
 
 
-def evaluate_cell(module, dm, evaluation: Evaluation, relu: bool, gaussian_sd: np.ndarray | None) -> list[dict]:
+def evaluate_cell(module, dm, evaluation: Evaluation, relu: bool) -> list[dict]:
     """Rows (one per sample count) of one evaluation on every validation row."""
     rows = dm.rows["val"]
     k_max = max(evaluation.samples)
     start = time.process_time()
-    draws, truth, control, meta = [], [], [], [[], [], []]
+    draws, truth, control, meta, gaussians = [], [], [], [[], [], []], []
     for first in range(0, len(rows), EVAL_BATCH):
         batch = dm.batch_of_rows(rows[first:first + EVAL_BATCH])
-        draws.append(draw(module, batch, k_max))
+        if hasattr(module, "sample_model_space"):
+            draws.append(draw(module, batch, k_max))
+        else:  # a reference: its point prediction and its Gaussian (PRnet's variance, mean_shift's residual SD)
+            with torch.no_grad():
+                pred, spread = module.predict_with_spread(batch)
+            draws.append(pred.float().numpy()[None])
+            if spread is not None:
+                gaussians.append((spread.mean, spread.sd))
         truth.append(batch["x0"].numpy())
         control.append(batch["c_pre"].numpy())
         for i, key in enumerate(("cell_index", "drug_index", "dose")):
@@ -148,8 +155,9 @@ def evaluate_cell(module, dm, evaluation: Evaluation, relu: bool, gaussian_sd: n
                **score(truth, samples[:k].mean(0), control, meta, relu)}
         if k >= 2:  # the spread of the k samples
             row.update(coverage(truth, sample_spread(samples[:k], truth), "samples"))
-        elif gaussian_sd is not None:
-            row.update(coverage(truth, gaussian_spread(samples[0], gaussian_sd, truth), "gaussian"))
+        elif gaussians:
+            mean, sd = (np.concatenate(part) for part in zip(*gaussians))
+            row.update(coverage(truth, gaussian_spread(mean, sd, truth), "gaussian"))
         out.append(row)
     return out
 
@@ -185,12 +193,11 @@ def run_cell(variant: Variant, seed: int, out: Path, cpu_minutes: float, done: p
     print(f"== {variant.name} seed {seed}: training ({cpu_minutes:g} CPU-minutes)", flush=True)
     module, dm, compute = train_cell(cfg, run_dir)
     relu = bool(module.relu_predictions)
-    residual_sd = residual_sd_of(module, dm) if variant.models else None
     rows = []
     for evaluation in todo:
         cfg_eval = compose_cell([*overrides, *evaluation.sampler], run_dir)
         apply_evaluation(module, cfg_eval)
-        for row in evaluate_cell(module, dm, evaluation, relu, residual_sd):
+        for row in evaluate_cell(module, dm, evaluation, relu):
             rows.append({"variant": variant.name, "factor": variant.factor, "seed": seed, **row,
                          "steps": compute.get("steps"), "epochs": compute.get("epochs"),
                          "cpu_seconds": compute.get("cpu_seconds"), "wall_seconds": compute.get("wall_seconds"),
@@ -202,17 +209,6 @@ def run_cell(variant: Variant, seed: int, out: Path, cpu_minutes: float, done: p
                                                      f"{r['r2_per_sample']:.4f}" for r in rows[-len(evaluation.samples):]),
               flush=True)
     return rows
-
-
-def residual_sd_of(module, dm) -> np.ndarray | None:
-    """Per-gene SD of the training residuals of a reference model's point prediction (its Gaussian spread for
-    the calibration reference); None for models that predict their own variance."""
-    if not hasattr(module, "fit_statistics"):
-        return None
-    residuals = []
-    for batch in dm.iter_batches("train", 4096, conditions=False):
-        residuals.append((batch["x0"] - module.predict_batch(batch)).double().numpy())
-    return np.concatenate(residuals).std(0, ddof=1)
 
 
 def main(argv: list[str] | None = None) -> None:
