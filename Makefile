@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PERTDIT_DATA ?= $(abspath ../shared/data)
 
-.PHONY: install demo test test-full bench reproduce-figure2 reproduce-figure3 clean
+.PHONY: install demo test test-full bench reproduce-figure2 reproduce-figure3 reproduce-figureS3 reproduce-organ clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,8 +32,16 @@ bench: $(STAMP)
 reproduce-figure2: $(STAMP)
 	$(BIN)/python -m experiments.reproduce figure2
 
+# Figure 3d (and 3b/3c's CatCrossDiT) are Figure 2a's runs at small scale: reused when reproduce-figure2 ran first
+FIGURE2A_SWEEP := outputs/reproduce/figure2-small/sweeps/figure2a
 reproduce-figure3: $(STAMP)
-	$(BIN)/python -m experiments.reproduce figure3
+	$(BIN)/python -m experiments.reproduce figure3 $(if $(wildcard $(FIGURE2A_SWEEP)),--reuse $(FIGURE2A_SWEEP))
+
+reproduce-figureS3: $(STAMP)
+	$(BIN)/python -m experiments.reproduce figureS3
+
+reproduce-organ: $(STAMP)
+	$(BIN)/python -m experiments.reproduce organ
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

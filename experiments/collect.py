@@ -1,5 +1,7 @@
-"""Collect sweeps into one tidy table: one row per (job, measure), read from each job's `config.yaml` and
-`metrics.csv` (and Hydra's `.hydra/hydra.yaml` for the config-group choices, when present).
+"""Collect sweeps into one tidy table: one row per (job, test set, measure), read from each job's
+`config.yaml` and `metrics.csv` (or, for a run scored on several test sets, `metrics_<set>.csv` per set), its
+`PRED*.h5ad` provenance (which text encoder and describer made a text representation) and Hydra's
+`.hydra/hydra.yaml` for the config-group choices, when present.
 
 `python -m experiments.collect SWEEP_DIR [SWEEP_DIR ...] --out table.csv`
 """
@@ -15,6 +17,7 @@ import pandas as pd
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.text_encoder import TINY_ENCODER_NAME
 from pertdit.config import CONFIG_DIR
 from pertdit.data.split_spec import resolved_test_set
 
@@ -25,24 +28,46 @@ METRIC_COLUMNS = ["metric", "grouping", "mean", "median", "min", "max", "n_group
 #: what identifies a job in the tidy table
 ID_COLUMNS = ["experiment", "job", "method", "label", "model", "perturbation", "scale", "split", "fold",
               "seed", "split_name"]
-COLUMNS = [*ID_COLUMNS, *METRIC_COLUMNS, "run_dir"]
+#: where a text representation came from (empty for the RDKit fingerprint): the encoder and the describer
+REPRESENTATION_COLUMNS = ["text_encoder", "describer"]
+#: the replicate ceiling on each test set (docs/metrics.md), kept when metrics.csv has it
+CEILING_COLUMNS = ["ceiling_mean", "model_same_rows_mean"]
+COLUMNS = [*ID_COLUMNS, *METRIC_COLUMNS, *CEILING_COLUMNS, *REPRESENTATION_COLUMNS, "run_dir"]
+#: the split option of named cell-line folds (pertdit/conf/split/named_cell_fold.yaml): a `cell_fold` family
+NAMED_CELL_FOLD = "named_cell_fold"
+
+
+def metrics_files(job: Path) -> dict[str | None, Path]:
+    """The measures files of a job: {None: metrics.csv} for one test set, else {test set: metrics_<set>.csv}
+    for a run scored on several (`split.test_set=all`)."""
+    if (job / "metrics.csv").is_file():
+        return {None: job / "metrics.csv"}
+    return {p.stem.removeprefix("metrics_"): p for p in sorted(job.glob("metrics_*.csv"))
+            if ".smoke" not in p.name}
 
 
 def find_jobs(sweep_dir: Path) -> tuple[list[Path], list[Path]]:
-    """Job directories below `sweep_dir`: (finished: config.yaml and metrics.csv; unfinished: config only)."""
+    """Job directories below `sweep_dir`: (finished: config.yaml and metrics.csv or metrics_<set>.csv;
+    unfinished: config only)."""
     sweep_dir = Path(sweep_dir)
     configs = sorted(sweep_dir.rglob("config.yaml"))
     # not Hydra's copies (.hydra/), submitit's or W&B's files (wandb/.../files/config.yaml)
     jobs = [p.parent for p in configs
             if not any(d.startswith(".") or d == "wandb" for d in p.relative_to(sweep_dir).parts[:-1])]
-    finished = [j for j in jobs if (j / "metrics.csv").is_file()]
+    finished = [j for j in jobs if metrics_files(j)]
     return finished, [j for j in jobs if j not in finished]
 
 
-def split_identity(split: DictConfig | dict) -> dict:
-    """(split, fold, split_name) of a `split` config node: split is the family a figure groups by
-    (drug_unseen, cell_line_unseen, both_unseen, random_fold, drug_fold, cell_fold, organ_<organ>)."""
+def split_identity(split: DictConfig | dict, choice: str | None = None) -> dict:
+    """(split, fold, split_name) of a `split` config node (`choice`: the job's split option, when known):
+    split is the family a figure groups by (drug_unseen, cell_line_unseen, both_unseen, random_fold,
+    drug_fold, cell_fold, organ_<organ>). Named cell folds (split=named_cell_fold) are the cell_fold family."""
     kind = split.get("kind", "unseen")
+    if choice == NAMED_CELL_FOLD:
+        fold = int(split.get("fold", 0))
+        cells = list(split.get("test_cells") or [])
+        shown = ",".join(cells) if len(cells) <= 3 else f"{len(cells)} cell lines"
+        return {"split": "cell_fold", "fold": fold, "split_name": f"cell_fold{fold} ({shown})"}
     if kind == "kfold":
         fold = int(split.get("fold", 0))
         return {"split": f"{split.get('by', 'random')}_fold", "fold": fold,
@@ -85,6 +110,32 @@ def run_size(cfg: DictConfig, choices: dict) -> str:
     return str(preset) if preset and preset != "none" else "default"
 
 
+def representation_source(job_dir: Path) -> dict:
+    """`text_encoder` and `describer` of a job's text representation, from the provenance its PRED file
+    records (uns["pertdit"]["representation"]); empty strings for other representations or without a PRED
+    file. The tiny random BERT of small-scale runs (experiments/text_encoder.py) is named as such."""
+    found = sorted(job_dir.glob("PRED*.h5ad"))
+    found = [p for p in found if ".smoke" not in p.name]
+    empty = {"text_encoder": "", "describer": ""}
+    if not found:
+        return empty
+    import anndata as ad
+
+    source = dict(ad.read_h5ad(found[0], backed="r").uns.get("pertdit", {}).get("representation") or {})
+    if source.get("class") != "TextRepresentation":
+        return empty
+    path = str(source.get("encoder_path", ""))
+    encoder = (f"tiny random BERT ({TINY_ENCODER_NAME}, no pre-trained weights)"
+               if Path(path).name == TINY_ENCODER_NAME else str(source.get("encoder_id", "")))
+    if source.get("describer") == "captioner":
+        describer = f"captions by {source.get('captioner_id', 'a captioner')}"
+    else:
+        describer = "RDKit descriptions"
+        if source.get("substitution_used"):
+            describer += f" (instead of {source.get('substitution_requested', 'captions')}: not on the machine)"
+    return {"text_encoder": encoder, "describer": describer}
+
+
 def job_identity(job_dir: Path) -> dict:
     """What a job ran: experiment, method, model, representation, scale, split, fold, seed."""
     cfg = OmegaConf.load(job_dir / "config.yaml")
@@ -109,7 +160,7 @@ def job_identity(job_dir: Path) -> dict:
         "model": model,
         "perturbation": perturbation,
         "scale": run_size(cfg, choices),
-        **split_identity(cfg.get("split") or {}),
+        **split_identity(cfg.get("split") or {}, choices.get("split")),
         "seed": cfg.get("seed"),
         "run_dir": str(job_dir),
     }
@@ -126,13 +177,17 @@ def collect(sweep_dirs: Iterable[Path], out: Path | None = None) -> pd.DataFrame
             else:
                 log.warning("job without metrics.csv (failed or still running), left out: %s", job)
         for job in finished:
-            metrics = pd.read_csv(job / "metrics.csv")
-            missing = [c for c in METRIC_COLUMNS if c not in metrics.columns]
-            if missing:
-                raise ValueError(f"{job / 'metrics.csv'} lacks columns {missing}; "
-                                 f"it has {list(metrics.columns)}")
-            identity = job_identity(job)
-            rows.append(metrics[METRIC_COLUMNS].assign(**identity))
+            identity = {**job_identity(job), **representation_source(job)}
+            for test_set, path in metrics_files(job).items():
+                metrics = pd.read_csv(path)
+                missing = [c for c in METRIC_COLUMNS if c not in metrics.columns]
+                if missing:
+                    raise ValueError(f"{path} lacks columns {missing}; it has {list(metrics.columns)}")
+                for column in CEILING_COLUMNS:
+                    if column not in metrics.columns:
+                        metrics[column] = float("nan")
+                own = {"split": test_set, "fold": None, "split_name": test_set} if test_set else {}
+                rows.append(metrics[METRIC_COLUMNS + CEILING_COLUMNS].assign(**{**identity, **own}))
     table = pd.concat(rows, ignore_index=True)[COLUMNS] if rows else pd.DataFrame(columns=COLUMNS)
     table = table.sort_values(["experiment", "method", "split", "fold", "seed", "metric", "grouping"],
                               kind="stable", na_position="first").reset_index(drop=True)

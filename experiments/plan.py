@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from experiments.text_encoder import build_tiny_encoder, find_encoder
+from experiments.text_encoder import TINY_ENCODER_NAME, build_tiny_encoder, find_encoder
 from pertdit.config import CONFIG_DIR, default_cache_dir, register_resolvers
 from pertdit.errors import DataError, PertDiTError
 
@@ -73,14 +73,16 @@ def parse_sweep(overrides: list[str]) -> tuple[dict[str, list[str]], list[str]]:
 def sweep_params(experiment: str, overrides: list[str]) -> tuple[dict[str, list[str]], list[str]]:
     """The experiment's `hydra.sweeper.params` with `overrides` applied (an override of a swept key replaces
     its values, as on the command line); returns (sweep, plain overrides)."""
-    sweeps, plain = parse_sweep(overrides)
+    _, plain = parse_sweep(overrides)
     cfg = compose_job([f"experiment={experiment}", *plain], hydra_config=True)
     params = {str(k): str(v).split(",") for k, v in (cfg.hydra.sweeper.params or {}).items()}
-    for text in plain:  # a plain override of a swept key: one value
-        key, _, value = text.partition("=")
-        if key in params:
-            params[key] = [value]
-    params.update(sweeps)
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    for text, override in zip(overrides, parsed):  # in order: a later override of a key wins
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            params[key] = list(override.sweep_string_iterator())
+        elif key in params:  # a plain override of a swept key: one value
+            params[key] = [text.partition("=")[2]]
     return params, [t for t in plain if t.partition("=")[0] not in params]
 
 
@@ -94,18 +96,23 @@ def one_job(experiment: str, params: dict[str, list[str]], fixed: list[str], **c
 _DATASETS: dict[str, object] = {}
 
 
+def load_data(cfg: DictConfig):
+    """The preprocessed dataset of `cfg.data` (read once per data config)."""
+    key = OmegaConf.to_yaml(cfg.data, resolve=True)
+    if key not in _DATASETS:
+        dm = instantiate(cfg.data, split=None, representation=None, _recursive_=False)
+        _DATASETS[key] = dm.load()
+    return _DATASETS[key]
+
+
 def split_problem(cfg: DictConfig) -> str | None:
     """Why `cfg.split` cannot be formed on `cfg.data` (None when it can). Raises DataError when the data
     themselves cannot be read."""
     from pertdit.data.splits import split_rows
 
-    key = OmegaConf.to_yaml(cfg.data, resolve=True)
     try:
         spec = instantiate(cfg.split)
-        if key not in _DATASETS:
-            dm = instantiate(cfg.data, split=spec, representation=None, _recursive_=False)
-            _DATASETS[key] = dm.load()
-        adata = _DATASETS[key].copy()
+        adata = load_data(cfg).copy()
         column = spec.apply(adata)
         for part in ("train", "val", "test"):
             split_rows(adata, column, spec.labels(part))
@@ -120,6 +127,7 @@ def narrow_splits(plan: SweepPlan) -> None:
     """Drop the values of split axes the data cannot form (recording why); on one-cell-line data the
     drug-unseen test set is formed without a cell-line hold-out (split.cell_fraction=0)."""
     without_cells = "split.cell_fraction=0"
+    needs_no_cells = None  # why drug_unseen needs split.cell_fraction=0 here, when it does
     for axis in [a for a in SPLIT_AXES if a in plan.params]:
         kept = []
         for value in plan.params[axis]:
@@ -127,7 +135,7 @@ def narrow_splits(plan: SweepPlan) -> None:
             problem = split_problem(compose_job(overrides))
             if problem and value == "drug_unseen" and without_cells not in overrides:
                 if split_problem(compose_job([*overrides, without_cells])) is None:
-                    plan.notes.append(f"drug_unseen formed without a cell-line hold-out ({without_cells}); "
+                    needs_no_cells = (f"drug_unseen formed without a cell-line hold-out ({without_cells}); "
                                       f"with one: {problem}")
                     problem = None
             if problem:
@@ -135,11 +143,12 @@ def narrow_splits(plan: SweepPlan) -> None:
             else:
                 kept.append(value)
         plan.params[axis] = kept
-    if plan.notes and kept == ["drug_unseen"]:
+    if needs_no_cells and plan.params.get("split.test_set") == ["drug_unseen"]:
         plan.fixed.append(without_cells)
-    elif plan.notes:  # other test sets need the cell-line hold-out: keep it, drop drug_unseen
+        plan.notes.append(needs_no_cells)
+    elif needs_no_cells:  # other test sets need the cell-line hold-out: keep it, drop drug_unseen
         plan.params["split.test_set"].remove("drug_unseen")
-        plan.skipped.append(f"split.test_set=drug_unseen: {plan.notes.pop()}")
+        plan.skipped.append(f"split.test_set=drug_unseen: {needs_no_cells}")
 
 
 # -- the text encoder ---------------------------------------------------------------------------------------
@@ -173,7 +182,7 @@ def text_encoder_override(plans: list[SweepPlan], scale: str, given: Path | None
                  "this machine (nothing is downloaded). Pass --text-encoder DIR (a folder written by "
                  "save_pretrained) or put it in the Hugging Face cache "
                  f"(`hf download {encoder_id}`, HF_HOME).")
-    path = build_tiny_encoder(Path(default_cache_dir()) / "models" / "tiny-random-bert")
+    path = build_tiny_encoder(Path(default_cache_dir()) / "models" / TINY_ENCODER_NAME)
     console.print(f"[yellow]text encoder: {encoder_id!r} is not on this machine; the text-based methods "
                   f"({', '.join(needing)}) use a tiny random BERT ({path}). Their numbers check the "
                   "pipeline, not the paper.[/yellow]")
@@ -184,11 +193,14 @@ def plan_figure(figure: ModuleType, scale: str, extra: list[str]) -> list[SweepP
     """The sweeps of a figure at `scale`, narrowed to what the data supports (small scale) and without
     methods an earlier sweep of the figure already trains (when the figure allows reuse)."""
     plans, trained = [], {}
+    adapt = getattr(figure, "adapt_small_plan", None)
     for experiment in figure.EXPERIMENTS:
         small = figure.SMALL_OVERRIDES.get(experiment, []) if scale == "small" else []
         params, fixed = sweep_params(experiment, [f"scale={scale}", *small, *extra])
         plan = SweepPlan(experiment, params, fixed=fixed)
         if scale == "small":
+            if adapt is not None:  # e.g. the organs the data can hold out; the user's own choice wins
+                adapt(plan, given={t.partition("=")[0] for t in extra})
             narrow_splits(plan)
         if figure.REUSE_METHODS and "method" in plan.params:
             others = sorted((k, tuple(v)) for k, v in plan.params.items() if k != "method")
@@ -201,3 +213,55 @@ def plan_figure(figure: ModuleType, scale: str, extra: list[str]) -> list[SweepP
                     trained[(context, method)] = experiment
         plans.append(plan)
     return plans
+
+
+# -- runs of other sweeps -----------------------------------------------------------------------------------
+#: config keys that name a run, not what it computes (left out when two runs' configurations are compared)
+RUN_NAMING_KEYS = ("paths", "task_name", "tags")
+
+
+def run_configuration(cfg: DictConfig) -> dict:
+    """What a run computes: its resolved config without the keys that only name it."""
+    cfg = cfg.copy()
+    OmegaConf.set_struct(cfg, False)
+    placeholder = "<run_dir>"
+    run_dir = None
+    if "paths" in cfg:  # a composed job's run folder is Hydra's, known only when it runs: named alike
+        raw = OmegaConf.to_container(cfg.paths, resolve=False).get("run_dir")
+        run_dir = raw if isinstance(raw, str) and "${" not in raw else None
+        cfg.paths.run_dir = placeholder
+
+    def unnamed(value):
+        if isinstance(value, dict):
+            return {k: unnamed(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [unnamed(v) for v in value]
+        if run_dir and isinstance(value, str) and value.startswith(run_dir):
+            return placeholder + value[len(run_dir):]
+        return value
+
+    resolved = unnamed(OmegaConf.to_container(cfg, resolve=True))
+    return {k: v for k, v in resolved.items() if k not in RUN_NAMING_KEYS}
+
+
+def reuse_finished_runs(plan: SweepPlan, sweep_dirs: list[Path]) -> None:
+    """Drop from `plan` every method whose jobs (all values of the other axes) have a finished run with the
+    same configuration below `sweep_dirs` (e.g. Figure 2a's CrossDiT and CatCrossDiT for Figure 3d); the
+    figure then takes that method's rows from the collected runs (recorded in `plan.reused`)."""
+    from experiments.collect import find_jobs
+
+    finished = [run_configuration(OmegaConf.load(job / "config.yaml"))
+                for sweep_dir in sweep_dirs for job in find_jobs(Path(sweep_dir))[0]]
+    if not finished or "method" not in plan.params:
+        return
+    others = {k: v for k, v in plan.params.items() if k != "method"}
+    kept = []
+    for method in plan.params["method"]:
+        combos = [dict(zip(others, values)) for values in itertools.product(*others.values())] or [{}]
+        found = all(run_configuration(compose_job(one_job(plan.experiment, plan.params, plan.fixed, method=method,
+                                                          **combo))) in finished for combo in combos)
+        if found:
+            plan.reused[method] = ", ".join(str(d) for d in sweep_dirs)
+        else:
+            kept.append(method)
+    plan.params["method"] = kept

@@ -3,6 +3,7 @@ difference heatmaps Structure1 - Structure2 (Figure 3). Each figure is written a
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,10 @@ SPLIT_TITLES = {"drug_unseen": "Drug unseen", "cell_line_unseen": "Cell line uns
 #: R2 axes stop here; bars below are drawn to the edge and labelled with their value
 R2_FLOOR = -1.0
 FORMATS = ("png", "pdf")
+#: reference methods: drawn after the compared methods, grey and hatched
+REFERENCES = ("mean_shift",)
+#: characters per caption line
+CAPTION_WIDTH = 150
 
 
 def ordered_splits(splits: Sequence[str]) -> list[str]:
@@ -32,8 +37,37 @@ def ordered_splits(splits: Sequence[str]) -> list[str]:
     return known + sorted(set(splits) - set(SPLIT_ORDER))
 
 
-def split_title(split: str) -> str:
+def split_title(split: str, split_names: Sequence[str] = ()) -> str:
+    """A panel title for a split family; named cell folds (split_name `cell_fold<k> (<cells>)`) list their
+    cell lines."""
+    named = [n.split("(", 1)[1].rstrip(")") for n in sorted(split_names) if "(" in str(n)]
+    if split == "cell_fold" and named:
+        return "Unseen cell line: " + "; ".join(named)
     return SPLIT_TITLES.get(split, split.replace("organ_", "Organ: ").replace("_", " "))
+
+
+def representation_caption(table: pd.DataFrame) -> str:
+    """Which text encoder and describer produced the text-based rows of `table` (the tidy table's
+    `text_encoder` / `describer` columns), and which rows use the RDKit fingerprint."""
+    if "text_encoder" not in table.columns:
+        return ""
+    lines = []
+    text = table[table["text_encoder"].fillna("").astype(str) != ""]
+    for (encoder, describer), rows in text.groupby(["text_encoder", "describer"], sort=False):
+        labels = ", ".join(dict.fromkeys(rows["label"]))
+        lines.append(f"Text-based rows ({labels}): text encoder {encoder}; descriptions: {describer}.")
+    other = table[(table["text_encoder"].fillna("").astype(str) == "")
+                  & ~table["label"].isin(REFERENCES)]
+    if len(other) and len(text):
+        lines.append(f"{', '.join(dict.fromkeys(other['label']))}: the RDKit fingerprint (FCFP4 x log10(dose + 1)).")
+    return " ".join(lines)
+
+
+def add_caption(fig: plt.Figure, caption: str | None) -> None:
+    """Write `caption` under the figure, wrapped (saved with bbox_inches="tight", so it is kept)."""
+    if caption:
+        wrapped = "\n".join(textwrap.wrap(caption, CAPTION_WIDTH))
+        fig.text(0.01, -0.03, wrapped, fontsize=7, ha="left", va="top")
 
 
 def summarize(table: pd.DataFrame, by: Sequence[str] = ("label", "split")) -> pd.DataFrame:
@@ -55,22 +89,32 @@ def save(fig: plt.Figure, stem: Path) -> list[Path]:
 
 
 def plot_bars(table: pd.DataFrame, stem: Path, methods: Sequence[str] | None = None,
-              title: str | None = None) -> list[Path]:
+              title: str | None = None, caption: str | None = None) -> list[Path]:
     """`bar_figure` written to `stem`.png and `stem`.pdf; returns the two paths."""
-    return save(bar_figure(table, methods, title), stem)
+    return save(bar_figure(table, methods, title, caption), stem)
 
 
 def bar_figure(table: pd.DataFrame, methods: Sequence[str] | None = None,
-               title: str | None = None) -> plt.Figure:
+               title: str | None = None, caption: str | None = None) -> plt.Figure:
     """Figure 2: one panel per (measure, split), rows R2 and PCC(lnFC), columns the splits that ran; in each
-    panel the 5 groupings on x, one bar per method (`label`, in the order of `methods`), height the mean over
-    folds/seeds, error bar +- SD."""
+    panel the 5 groupings on x, one bar per method (`label`, in the order of `methods`; reference methods such
+    as mean_shift last, grey and hatched), height the mean over folds/seeds, error bar +- SD; `caption` under
+    the panels."""
     if table.empty:
         raise ValueError("no rows to plot")
     stats = summarize(table)
     splits = ordered_splits(stats["split"].unique())
-    methods = [m for m in (methods or []) if m in set(stats["label"])] or list(dict.fromkeys(stats["label"]))
-    colors = plt.get_cmap("tab10")
+    present = set(stats["label"])
+    methods = [m for m in (methods or []) if m in present] or [m for m in dict.fromkeys(stats["label"])
+                                                                 if m not in REFERENCES]
+    methods = [m for m in methods if m not in REFERENCES] + [m for m in REFERENCES if m in present]
+    palette = plt.get_cmap("tab10")
+
+    def style(k: int, method: str) -> dict:
+        if method in REFERENCES:
+            return {"color": "0.75", "hatch": "///", "edgecolor": "0.35", "linewidth": 0.5}
+        return {"color": palette(k % 10)}
+
     fig, axes = plt.subplots(len(METRICS), len(splits), figsize=(3.6 * len(splits) + 0.8, 6.4), squeeze=False,
                              sharey="row")
     width = 0.8 / len(methods)
@@ -85,15 +129,19 @@ def bar_figure(table: pd.DataFrame, methods: Sequence[str] | None = None,
                 height = values["value"].to_numpy(float)
                 clipped = (height < R2_FLOOR) if metric == "r2" else np.zeros(len(height), bool)
                 shown = np.where(clipped, R2_FLOOR, height)
-                sd = np.where(clipped, 0.0, values["sd"].fillna(0).to_numpy(float))
-                ax.bar(offset, shown, width, yerr=sd, capsize=2,
-                       color=colors(k % 10), label=method if (row, col) == (0, 0) else None,
-                       error_kw={"elinewidth": 0.8})
+                sd = values["sd"].to_numpy(float)  # NaN with one replicate: no error bar is drawn
+                sd = np.where(clipped, np.nan, sd)
+                label = (f"{method} (reference)" if method in REFERENCES else method) if (row, col) == (0, 0) \
+                    else None
+                errors = ({"yerr": sd, "capsize": 2, "error_kw": {"elinewidth": 0.8}} if np.isfinite(sd).any()
+                          else {})
+                ax.bar(offset, shown, width, label=label, **errors, **style(k, method))
                 for xi, h in zip(offset[clipped], height[clipped]):  # off the axis: say the value
                     ax.annotate(f"{h:.3g}", (xi, 0), xytext=(0, -3), textcoords="offset points", rotation=90,
                                 fontsize=6, ha="center", va="top")
             n = int(sub["n"].max()) if len(sub) else 0
-            ax.set_title(f"{split_title(split)} (n={n})" if row == 0 else "", fontsize=9)
+            names = table.loc[table["split"] == split, "split_name"].dropna().astype(str).unique()
+            ax.set_title(f"{split_title(split, names)} (n={n})" if row == 0 else "", fontsize=9)
             ax.set_xticks(x, GROUPINGS if row == len(METRICS) - 1 else [""] * len(GROUPINGS), rotation=35,
                           ha="right", fontsize=8)
             ax.axhline(0, color="black", linewidth=0.6)
@@ -104,11 +152,12 @@ def bar_figure(table: pd.DataFrame, methods: Sequence[str] | None = None,
                 ax.set_ylabel(metric_title)
     fig.legend(loc="upper center", ncol=len(methods), frameon=False, bbox_to_anchor=(0.5, 1.02))
     if (stats.loc[stats["metric"] == "r2", "value"] < R2_FLOOR).any():
-        fig.text(0.01, -0.02, f"R2 below {R2_FLOOR:g} is drawn to {R2_FLOOR:g}; its value is written on the "
-                 "bar.", fontsize=7)
+        note = f"R2 below {R2_FLOOR:g} is drawn to {R2_FLOOR:g}; its value is written on the bar."
+        caption = f"{caption} {note}" if caption else note
     if title:
         fig.suptitle(title, y=1.07)
     fig.tight_layout()
+    add_caption(fig, caption)
     return fig
 
 
@@ -158,16 +207,16 @@ def _scaled_per_metric(matrix: pd.DataFrame) -> np.ndarray:
 
 
 def plot_difference_heatmaps(table: pd.DataFrame, comparisons: Sequence[Comparison], stem: Path,
-                             title: str | None = None) -> list[Path]:
+                             title: str | None = None, caption: str | None = None) -> list[Path]:
     """`heatmap_figure` written to `stem`.png and `stem`.pdf; returns the two paths."""
-    return save(heatmap_figure(table, comparisons, title), stem)
+    return save(heatmap_figure(table, comparisons, title, caption), stem)
 
 
 def heatmap_figure(table: pd.DataFrame, comparisons: Sequence[Comparison],
-                   title: str | None = None) -> plt.Figure:
+                   title: str | None = None, caption: str | None = None) -> plt.Figure:
     """Figure 3: one heatmap per comparison (rows the 5 groupings, columns R2/PCC x split, cells print
     Structure1 - Structure2; red = Structure1 higher, colour scaled per measure within a panel); panels
-    without data say so."""
+    without data say so; `caption` under the panels."""
     matrices = [difference_matrix(table, c) for c in comparisons]
     labels = dict(zip(table["method"], table["label"])) if {"method", "label"} <= set(table.columns) else {}
     widths = [max(m.shape[1], 1) for m in matrices]
@@ -195,4 +244,5 @@ def heatmap_figure(table: pd.DataFrame, comparisons: Sequence[Comparison],
     if title:
         fig.suptitle(title, y=1.05)
     fig.tight_layout()
+    add_caption(fig, caption)
     return fig

@@ -2,7 +2,8 @@
 runs into one tidy CSV, draw the figure (PNG and PDF) and say where everything is.
 
     python -m experiments.reproduce figure2|figure3|figureS3|organ [--scale small|full] [--out DIR]
-                                    [--text-encoder DIR] [--dry-run] [-- hydra overrides for every job]
+                                    [--text-encoder DIR] [--only EXPERIMENT ...] [--reuse SWEEP_DIR ...]
+                                    [--dry-run] [-- hydra overrides for every job]
 
 At `--scale small` (the default) each split of a sweep is first checked on the configured data; splits the
 data cannot form (a cell-line hold-out on the one-cell-line bundled plate) are skipped with the reason, and
@@ -24,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from experiments.collect import collect
-from experiments.plan import SweepPlan, console, plan_figure, text_encoder_override
+from experiments.plan import SweepPlan, console, plan_figure, reuse_finished_runs, text_encoder_override
 from experiments.plots import GROUPINGS, summarize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,7 +55,8 @@ def describe(plan: SweepPlan) -> None:
     for method, source in plan.reused.items():
         console.print(f"method={method}: reused from {source} (the same configuration)")
     if not plan.runs:
-        console.print(f"[yellow]{plan.experiment}: nothing left to run on this data[/yellow]")
+        why = "every method reused" if plan.reused and "method" in plan.params else "nothing left to run on this data"
+        console.print(f"[yellow]{plan.experiment}: {why}[/yellow]")
 
 
 def print_numbers(table: pd.DataFrame) -> None:
@@ -86,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text-encoder", type=Path, default=None,
                         help="a local text encoder folder (save_pretrained) for the text-based methods")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and the commands, run nothing")
+    parser.add_argument("--reuse", nargs="+", type=Path, default=[], metavar="SWEEP_DIR",
+                        help="finished sweeps of another figure (e.g. OUT/sweeps/figure2a): a method whose jobs "
+                             "all have a run there with the same configuration is not trained again, and those "
+                             "runs are collected with this figure's")
+    parser.add_argument("--only", nargs="+", metavar="EXPERIMENT",
+                        help="run only these experiments of the figure (e.g. figure2a); the sweeps already "
+                             "under --out are still collected and plotted")
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1:] if "--" in argv else []  # Hydra overrides for every job
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
@@ -95,9 +104,20 @@ def main(argv: list[str] | None = None) -> int:
     encoder = text_encoder_override(plans, args.scale, args.text_encoder)
     env = dict(os.environ)
     failed, sweep_dirs = [], []
+    if args.only:
+        unknown = sorted(set(args.only) - {p.experiment for p in plans})
+        if unknown:
+            parser.error(f"--only {' '.join(unknown)}: {args.figure} has {', '.join(figure.EXPERIMENTS)}")
+        # the other experiments' sweeps of an earlier run are collected as they are
+        sweep_dirs = [out / "sweeps" / p.experiment for p in plans
+                      if p.experiment not in args.only and (out / "sweeps" / p.experiment).is_dir()]
+        plans = [p for p in plans if p.experiment in args.only]
+    sweep_dirs += [d.resolve() for d in args.reuse]
     for plan in plans:
         if encoder:
             plan.fixed.append(encoder)
+        if args.reuse:
+            reuse_finished_runs(plan, args.reuse)
         describe(plan)
         if not plan.runs:
             continue

@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 #: the encoder of pertdit/conf/perturbation/text*.yaml (the authors')
 DEFAULT_ENCODER_ID = "michiyasunaga/BioLinkBERT-large"
 
+#: the folder name of the tiny random BERT under `$PERTDIT_CACHE/models/`
+TINY_ENCODER_NAME = "tiny-random-bert"
+
 #: words of the RDKit-derived descriptions and of the dose prompt (the rest falls back to characters)
 _WORDS = (
     "the molecule has formula a an molecular weight of g mol and heavy atoms atom it contains ring rings "
@@ -40,6 +43,19 @@ def find_encoder(encoder_id: str = DEFAULT_ENCODER_ID) -> Path | None:
         return resolve_pretrained(encoder_id, None, "text encoder", "encoder_local_dir")
     except RepresentationError:
         return None
+
+
+def small_scale_encoder(encoder_id: str = DEFAULT_ENCODER_ID) -> str | None:
+    """`scale.text_encoder_dir=...` naming the tiny random BERT when `encoder_id` is not on this machine (built
+    once under `$PERTDIT_CACHE/models/tiny-random-bert`), else None (the configured encoder is used)."""
+    from pertdit.config import default_cache_dir
+
+    if find_encoder(encoder_id) is not None:
+        return None
+    path = build_tiny_encoder(Path(default_cache_dir()) / "models" / TINY_ENCODER_NAME)
+    log.warning("text encoder %r is not on this machine: the text-based methods use a tiny random BERT (%s)",
+                encoder_id, path)
+    return f"scale.text_encoder_dir={path}"
 
 
 def build_tiny_encoder(path: Path, hidden_size: int = 32, seed: int = 0) -> Path:

@@ -60,6 +60,7 @@ def _run_task(task: str, cfg):
 
 def _evaluate(argv: list[str]) -> int:
     from pertdit.metrics import evaluate_h5ad, format_table, write_metrics_csv
+    from pertdit.provenance import SUBSTITUTION_COLUMN
 
     parser = argparse.ArgumentParser(prog="pertdit evaluate", description="Score a PRED.h5ad with the 10 measures.")
     parser.add_argument("pred", type=Path, help="PRED.h5ad: X = predictions, layers truth and control")
@@ -76,6 +77,10 @@ def _evaluate(argv: list[str]) -> int:
     smoke = _is_smoke_prediction(args.pred)
     if smoke:
         table = table.assign(smoke_test=True)
+    substitution = _prediction_substitution(args.pred)
+    if substitution:
+        table = table.assign(**{SUBSTITUTION_COLUMN: substitution})
+        print(f"note: the drug representation of {args.pred} made a substitution: {substitution}")
     print(format_table(table))
     if smoke:
         print(f"note: {args.pred} holds the predictions of a smoke test (trainer.fast_dev_run): not a result")
@@ -122,6 +127,19 @@ def _is_smoke_prediction(path: Path) -> bool:
         return bool(flag[()]) if flag is not None else False
 
 
+def _prediction_substitution(path: Path) -> str | None:
+    """The substitution note (`pertdit.provenance.substitution_note`) of the representation recorded in a
+    PRED.h5ad's uns["pertdit"]["representation"], or None."""
+    import h5py
+    from anndata.io import read_elem
+
+    from pertdit.provenance import substitution_note
+
+    with h5py.File(path, "r") as file:
+        record = file.get("uns/pertdit/representation")
+        return substitution_note(read_elem(record)) if isinstance(record, h5py.Group) else None
+
+
 def _resume(argv: list[str]) -> int:
     """`pertdit train --resume RUN_DIR [KEY=VALUE ...]`: continue a run with its own config."""
     from pertdit.resume import resume_config
@@ -153,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
               "  evaluate  score predictions:          pertdit evaluate PRED.h5ad --out metrics.csv\n"
               "  embed     precompute drug embeddings: pertdit embed perturbation=text [--download-only|--verify]\n"
               "  data      preprocess and summarise:   pertdit data data=plate\n"
-              "  demo      baselines on the bundled plate, as a metrics table\n"
+              "  demo      baselines, a quick DiT and PRnet on the shipped collection (drug / cell line unseen)\n"
               "  predict   one compound, dose, cell:   "
               "pertdit predict --run DIR --smiles S --dose D --cell-line C\n"
               "  synth-release  a synthetic GEO release (a test fixture): pertdit synth-release --profiles N --out D\n"

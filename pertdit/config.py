@@ -43,11 +43,22 @@ def shipped_basal() -> str:
     return str(SHIPPED_DIR / BASAL_FILE)
 
 
+def fold_item(folds, fold) -> list:
+    """`${pertdit_fold:FOLDS,K}`: the K-th entry of the list FOLDS (named folds, e.g. the cell lines of cell
+    fold K); a clear error when K is outside the list."""
+    items = list(folds or [])
+    index = int(fold)
+    if not 0 <= index < len(items):
+        raise ValueError(f"fold {index} does not exist: {len(items)} named folds are configured ({items})")
+    return list(items[index])
+
+
 def register_resolvers() -> None:
-    """Register `${pertdit_data_dir:}`, `${pertdit_cache_dir:}`, `${pertdit_bundle:}` and `${pertdit_basal:}`
-    (idempotent)."""
+    """Register `${pertdit_data_dir:}`, `${pertdit_cache_dir:}`, `${pertdit_bundle:}`, `${pertdit_basal:}` and
+    `${pertdit_fold:FOLDS,K}` (idempotent)."""
     for name, fn in (("pertdit_data_dir", default_data_dir), ("pertdit_cache_dir", default_cache_dir),
-                     ("pertdit_bundle", shipped_bundle), ("pertdit_basal", shipped_basal)):
+                     ("pertdit_bundle", shipped_bundle), ("pertdit_basal", shipped_basal),
+                     ("pertdit_fold", fold_item)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 

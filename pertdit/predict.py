@@ -106,11 +106,28 @@ def load_run(run_dir: str | Path | None = None, checkpoint: str | Path | None = 
 
 
 # -- prediction --------------------------------------------------------------------------------------------
+def condition_time(run: TrainedRun, time: float | None) -> float | None:
+    """The time (hours) of the predicted condition: needed by a model whose drug representation conditions on
+    time (`perturbation.condition_on_time`), not used by the others (None)."""
+    if not getattr(run.datamodule.representation, "condition_on_time", False):
+        if time is not None:
+            log.info("--time %g h is not used: this model's representation does not condition on time", time)
+        return None
+    if time is None or not (np.isfinite(time) and time > 0):
+        known = sorted(run.datamodule.adata.obs["time"].dropna().astype(float).unique())
+        raise DataError(f"this model conditions on time (perturbation.condition_on_time=true): give --time "
+                        f"HOURS > 0 (its training data has {', '.join(f'{t:g}' for t in known)} h), got {time}")
+    return float(time)
+
+
 def condition_batch(run: TrainedRun, smiles: str, dose: float, cell_line: str,
-                    control: np.ndarray) -> dict[str, torch.Tensor]:
-    """A batch of one condition (B = 1) with the keys a model's predict path reads (no x0, row -1)."""
+                    control: np.ndarray, time: float | None = None) -> dict[str, torch.Tensor]:
+    """A batch of one condition (B = 1) with the keys a model's predict path reads (no x0, row -1); `time`
+    (hours) is read when the representation conditions on time."""
     dm = run.datamodule
-    features = dm.representation.encode([smiles], [float(dose)])
+    time = condition_time(run, time)
+    extra = {"times": [time]} if time is not None else {}
+    features = dm.representation.encode([smiles], [float(dose)], **extra)
     # float16, as the training cache holds them
     tokens = np.asarray(features.tokens, dtype=np.float16).astype(np.float32)
     obs = dm.adata.obs
@@ -122,6 +139,7 @@ def condition_batch(run: TrainedRun, smiles: str, dose: float, cell_line: str,
         "c_pert": torch.from_numpy(tokens),
         "c_pert_mask": torch.from_numpy(np.asarray(features.mask, dtype=bool)),
         "dose": torch.tensor([float(dose)]),
+        "time": torch.tensor([float("nan") if time is None else time]),
         "drug_index": torch.tensor([drug], dtype=torch.long),
         "cell_index": torch.tensor([cell], dtype=torch.long),
         "row": torch.tensor([-1], dtype=torch.long),
@@ -131,9 +149,10 @@ def condition_batch(run: TrainedRun, smiles: str, dose: float, cell_line: str,
 @torch.no_grad()
 def predict(run: TrainedRun, smiles: str, dose: float, cell_line: str, control_file: str | Path | None = None,
             n_samples: int = 10, seed: int = 0, batch_size: int = 256, control_scale: str = "model",
-            basal_file: str | Path | None = "config") -> ad.AnnData:
+            basal_file: str | Path | None = "config", time: float | None = None) -> ad.AnnData:
     """Predicted profiles: X = samples (N, G) (N = 1 for a deterministic model), layers["control"], and
     per-gene `var` columns control, mean, sd, lnfc (mean - control, log scale), rank (1 = most up).
+    `time` (hours after treatment): needed by a model conditioned on time, unused otherwise.
 
     The control: `control_file` (on the model's scale, or raw with `control_scale="raw"`), else the training
     data's vehicle controls of the cell line, else its basal profile from `basal_file` ("config": the run's
@@ -142,6 +161,7 @@ def predict(run: TrainedRun, smiles: str, dose: float, cell_line: str, control_f
     if n_samples < 1:
         raise DataError(f"--samples must be >= 1, got {n_samples}")
     canonical = check_condition(smiles, dose)
+    time = condition_time(run, time)
     dm, model = run.datamodule, run.model
     if basal_file == "config":
         basal_file = OmegaConf.select(run.cfg, "data.basal", default=None)
@@ -151,7 +171,7 @@ def predict(run: TrainedRun, smiles: str, dose: float, cell_line: str, control_f
     if not run.is_stochastic and n_samples > 1:
         log.info("%s is deterministic: one prediction, spread 0", type(model).__name__)
         n_samples = 1
-    one = condition_batch(run, canonical, dose, cell_line, control.values)
+    one = condition_batch(run, canonical, dose, cell_line, control.values, time)
     one = {k: v.to(model.device) for k, v in one.items()}
     generator = torch.Generator(device=model.device).manual_seed(seed)
     samples = []
@@ -163,7 +183,7 @@ def predict(run: TrainedRun, smiles: str, dose: float, cell_line: str, control_f
     X = torch.cat(samples).numpy()
     if run.model.relu_predictions:
         X = np.maximum(X, 0.0)
-    return _prediction_adata(run, X, control, canonical, dose, cell_line, seed)
+    return _prediction_adata(run, X, control, canonical, dose, cell_line, seed, time)
 
 
 def _check_cell_identity(run: TrainedRun, cell_line: str) -> None:
@@ -176,10 +196,11 @@ def _check_cell_identity(run: TrainedRun, cell_line: str) -> None:
 
 
 def _prediction_adata(run: TrainedRun, X: np.ndarray, control: ControlProfile, smiles: str, dose: float,
-                      cell_line: str, seed: int) -> ad.AnnData:
+                      cell_line: str, seed: int, time: float | None = None) -> ad.AnnData:
     dm = run.datamodule
     n = X.shape[0]
-    obs = pd.DataFrame({"sample": np.arange(n), "smiles": smiles, "dose": float(dose), "cell_id": cell_line},
+    obs = pd.DataFrame({"sample": np.arange(n), "smiles": smiles, "dose": float(dose), "cell_id": cell_line,
+                        "time": float("nan") if time is None else float(time)},
                        index=[f"sample_{i}" for i in range(n)])
     var = dm.adata.var.copy()
     var["control"] = control.values
@@ -252,6 +273,9 @@ def predict_cli(argv: list[str]) -> int:
     source.add_argument("--config", type=Path, help="the run's resolved config.yaml (with --checkpoint)")
     parser.add_argument("--smiles", required=True, help="the compound's SMILES")
     parser.add_argument("--dose", required=True, type=float, help="dose in µM (> 0)")
+    parser.add_argument("--time", type=float, default=None,
+                        help="hours after treatment; needed by a model trained with "
+                        "perturbation.condition_on_time=true, unused otherwise")
     parser.add_argument("--cell-line", required=True,
                         help="cell line id, e.g. A375; one without vehicle controls in the training data "
                         "takes its basal profile from the run's data.basal (or --basal), or --control")
@@ -276,7 +300,7 @@ def predict_cli(argv: list[str]) -> int:
     check_condition(args.smiles, args.dose)  # fail fast, before the model is built
     run = load_run(args.run, args.checkpoint, args.config, device=args.device)
     pred = predict(run, args.smiles, args.dose, args.cell_line, args.control, args.samples, args.seed,
-                   control_scale=args.control_scale, basal_file=args.basal or "config")
+                   control_scale=args.control_scale, basal_file=args.basal or "config", time=args.time)
     h5ad, csv, png = write_prediction(pred, args.out, top=args.top)
     n = pred.n_obs
     spread = (f"per-gene sd over {n} diffusion samples (seed {args.seed})" if run.is_stochastic

@@ -1,4 +1,6 @@
-"""Where a result came from: the provenance written into every PRED.h5ad and prediction (`uns["pertdit"]`).
+"""Where a result came from: the provenance written into every PRED.h5ad and prediction (`uns["pertdit"]`),
+and, per run, `provenance.yaml` next to `config.yaml` (what the drug representation actually ran, e.g. RDKit
+descriptions substituted for missing MolT5 captions), with any substitution also a `metrics.csv` column.
 
 `config_hash` fingerprints the resolved config without its machine-specific parts (`paths`, `ckpt_path`; a
 value under one of the `paths` folders counts by its place in that folder), so the same experiment run on two
@@ -9,6 +11,8 @@ settings gives another.
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,10 @@ import pertdit
 
 #: config keys that say where things are, not what was run
 MACHINE_KEYS = ("paths", "ckpt_path")
+#: the run's record of what actually ran, next to config.yaml
+PROVENANCE_FILE = "provenance.yaml"
+#: metrics.csv column naming a substitution the representation made (absent when it made none)
+SUBSTITUTION_COLUMN = "representation_substitution"
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -68,3 +76,27 @@ def run_provenance(cfg: DictConfig, split_name: str, checkpoint: str | Path | No
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "smoke_test": bool(smoke_test),
     }
+
+
+def substitution_note(representation: Mapping[str, Any] | None) -> str | None:
+    """'<used> instead of <requested> (<reason>)' when the representation's provenance records a substitution
+    (`substitution_*` keys, e.g. of `TextRepresentation` with `describer=auto`), else None."""
+    record = dict(representation or {})
+    if not record.get("substitution_used"):
+        return None
+    note = f"{record['substitution_used']} instead of {record.get('substitution_requested', 'the requested input')}"
+    reason = str(record.get("substitution_reason", "")).strip()
+    return f"{note} ({reason.splitlines()[0]})" if reason else note
+
+
+def write_run_provenance(path: str | Path, representation: Mapping[str, Any] | None) -> Path:
+    """`provenance.yaml`: the drug representation's provenance (class, cache key, encoder, describer and any
+    substitution, with `substitution` a one-line note or null); written to a temporary file, then renamed."""
+    path = Path(path)
+    record = {str(k): str(v) for k, v in dict(representation or {}).items()}
+    text = OmegaConf.to_yaml(OmegaConf.create({"representation": record,
+                                               "substitution": substitution_note(record)}))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -12,6 +12,7 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from omegaconf import DictConfig, OmegaConf
 
 from pertdit.callbacks import ComputeBudget
@@ -19,12 +20,28 @@ from pertdit.checkpoints import check_checkpoint, load_checkpoint, resume_checkp
 from pertdit.console import configure_console, log_every_n_steps
 from pertdit.metrics import evaluate_h5ad, format_table, write_metrics_csv
 from pertdit.metrics.calibration import format_calibration, write_calibration_csv
-from pertdit.provenance import run_provenance
+from pertdit.provenance import (
+    PROVENANCE_FILE,
+    SUBSTITUTION_COLUMN,
+    run_provenance,
+    substitution_note,
+    write_run_provenance,
+)
 
 log = logging.getLogger(__name__)
 
 #: output names of a run; a smoke test (`trainer.fast_dev_run`) writes `*.smoke.*` instead
 OUTPUT_NAMES = {False: ("metrics.csv", "PRED.h5ad"), True: ("metrics.smoke.csv", "PRED.smoke.h5ad")}
+
+
+def output_names(smoke: bool, test_set: str | None = None) -> tuple[str, str]:
+    """(measures file, predictions file) of a test: metrics.csv and PRED.h5ad, or metrics_<set>.csv and
+    PRED_<set>.h5ad for each test set of a run that scores several (`split.test_set=all`); a smoke test
+    writes `*.smoke.*` instead."""
+    names = OUTPUT_NAMES[smoke]
+    if test_set is None:
+        return names
+    return tuple(name.replace(".", f"_{test_set}.", 1) for name in names)  # type: ignore[return-value]
 
 
 def is_smoke_test(cfg: DictConfig) -> bool:
@@ -50,7 +67,7 @@ def build_model(cfg: DictConfig, dm, run_dir: Path) -> L.LightningModule:
     relu = cfg.eval.relu
     if relu is None:
         relu = dm.adata.uns["pertdit"].get("transform") == "prnet"
-    prediction_name = OUTPUT_NAMES[is_smoke_test(cfg)][1]
+    prediction_name = output_names(is_smoke_test(cfg), _named_test_sets(dm)[0])[1]
     prediction_path = str(run_dir / prediction_name) if cfg.eval.write_predictions else None
     return instantiate(cfg.model, **dm.dims, relu_predictions=bool(relu),
                        control_reference=cfg.eval.control_reference, prediction_path=prediction_path,
@@ -70,6 +87,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ckpt_path = resume_checkpoint(cfg.get("ckpt_path"), run_dir)
     _save_config(cfg, run_dir / "config.yaml")
     dm = build_datamodule(cfg)
+    representation = dm.adata.uns["pertdit"].get("representation")
+    write_run_provenance(run_dir / PROVENANCE_FILE, representation)
+    substitution = substitution_note(representation)
+    if substitution:
+        log.warning("the drug representation made a substitution (recorded in %s and metrics.csv): %s",
+                    run_dir / PROVENANCE_FILE, substitution)
     model = build_model(cfg, dm, run_dir)
     loggers = _instantiate_dict(cfg.get("logger"))
     if ckpt_path:
@@ -101,11 +124,36 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def _named_test_sets(dm) -> list[str | None]:
+    """The test sets whose outputs carry their name (`split.test_set=all`), else [None]: one metrics.csv."""
+    return list(dm.split.test_sets) if dm.split.scores_every_test_set else [None]
+
+
 def _test(cfg: DictConfig, trainer: L.Trainer, model, dm, run_dir: Path, smoke: bool,
           written: list[Path]) -> dict[str, float]:
-    """Test with the best checkpoint (else the final weights); write metrics.csv (metrics.smoke.csv)."""
+    """Test with the best checkpoint (else the final weights) on every test set of the split; write
+    metrics.csv (or metrics_<set>.csv per set; metrics.smoke.csv for a smoke test)."""
+    metrics: dict[str, float] = {}
+    for test_set in _named_test_sets(dm):
+        if test_set is not None:
+            dm.select_test_set(test_set)
+            model.test_stage = f"test/{test_set}"
+        metrics.update(_test_set(cfg, trainer, model, dm, run_dir, smoke, written, test_set))
+    return metrics
+
+
+def _test_set(cfg: DictConfig, trainer: L.Trainer, model, dm, run_dir: Path, smoke: bool,
+              written: list[Path], test_set: str | None) -> dict[str, float]:
+    """Test the data module's selected test set; write its measures (and predictions) under the names of
+    `output_names(smoke, test_set)`."""
+    metrics_name, prediction_name = output_names(smoke, test_set)
+    if model.prediction_path is not None:
+        model.prediction_path = str(run_dir / prediction_name)
+    model.test_table = None
+    model.calibration_table = None
     best = _best_checkpoint_path(trainer)
-    model.provenance = run_provenance(cfg, dm.split.name, best or "final weights (no checkpoint)", smoke)
+    model.provenance = run_provenance(cfg, test_set or dm.split.name, best or "final weights (no checkpoint)",
+                                      smoke)
     with safe_loading():
         trainer.test(model, datamodule=dm, ckpt_path=str(check_checkpoint(best)) if best else None,
                      weights_only=True if best else None, verbose=False)  # the table is logged below
@@ -114,9 +162,11 @@ def _test(cfg: DictConfig, trainer: L.Trainer, model, dm, run_dir: Path, smoke: 
         # spawned DDP (trainer=ddp_cpu): the test ran in child processes; rank 0 wrote its predictions
         table = evaluate_h5ad(model.prediction_path, control_reference=cfg.eval.control_reference)
     if trainer.is_global_zero and table is not None:
-        metrics_name = OUTPUT_NAMES[smoke][0]
         if smoke:
             table = table.assign(smoke_test=True)
+        substitution = substitution_note(dm.adata.uns["pertdit"].get("representation"))
+        if substitution:
+            table = table.assign(**{SUBSTITUTION_COLUMN: substitution})
         written.append(write_metrics_csv(table, run_dir / metrics_name))
         if getattr(model, "calibration_table", None) is not None:
             written.append(write_calibration_csv(model.calibration_table, run_dir / metrics_name.replace(
@@ -124,7 +174,7 @@ def _test(cfg: DictConfig, trainer: L.Trainer, model, dm, run_dir: Path, smoke: 
             log.info("calibration of the predicted spread (docs/calibration.md):\n%s",
                      format_calibration(model.calibration_table))
         log.info("test measures (%s, split %s%s):\n%s", cfg.model._target_.rsplit(".", 1)[-1],
-                 dm.split.name, ", smoke test" if smoke else "", format_table(table))
+                 test_set or dm.split.name, ", smoke test" if smoke else "", format_table(table))
     if model.prediction_path and Path(model.prediction_path).is_file():
         written.append(Path(model.prediction_path))
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -193,13 +243,25 @@ def _report_end_of_training(trainer: L.Trainer, cfg: DictConfig) -> None:
                  trainer.current_epoch - 1, cfg.trainer.get("max_epochs"), trainer.global_step)
 
 
+def _stop_reason(trainer: L.Trainer, budget: ComputeBudget) -> str:
+    """Why the fit ended: compute_budget, early_stopping, max_steps or max_epochs."""
+    if budget.stopped:
+        return "compute_budget"
+    if any(getattr(c, "stopping_reason", EarlyStoppingReason.NOT_STOPPED) != EarlyStoppingReason.NOT_STOPPED
+           for c in trainer.early_stopping_callbacks):
+        return "early_stopping"
+    if trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps:
+        return "max_steps"
+    return "max_epochs"
+
+
 def _write_compute_summary(trainer: L.Trainer, model, run_dir: Path) -> None:
     """`compute.json`: what the fit used (ComputeBudget's CPU and wall seconds, steps, epochs, whether the budget
-    stopped it) and the model's trainable parameters."""
+    stopped it), why it stopped (`stopped_by`) and the model's trainable parameters."""
     budgets = [c for c in trainer.callbacks if isinstance(c, ComputeBudget)]
     if not budgets:
         return
-    summary = {**budgets[0].summary,
+    summary = {**budgets[0].summary, "stopped_by": _stop_reason(trainer, budgets[0]),
                "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
     tmp = run_dir / "compute.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1))

@@ -76,5 +76,21 @@ def test_a_run_writes_compute_json_and_stops_at_its_budget(tmp_path):
     train(cfg)
     used = json.loads((tmp_path / "run" / "compute.json").read_text())
     assert used["stopped_by_budget"] and used["cpu_seconds"] >= 1.2
+    assert used["stopped_by"] == "compute_budget"
     assert 0 < used["epochs"] < 1000
     assert used["trainable_parameters"] > 100_000  # PRnet at its paper's size
+
+
+@pytest.mark.parametrize(("overrides", "reason"), [
+    (["trainer.max_epochs=1"], "max_epochs"),
+    (["trainer.max_epochs=20", "+callbacks.early_stopping.stopping_threshold=1e9"], "early_stopping"),
+])
+def test_compute_json_says_why_training_stopped(tmp_path, overrides, reason):
+    quiet = [q for q in QUIET if not q.startswith("callbacks")]
+    cfg = compose_train(["model=prnet", "callbacks=default", "callbacks.model_checkpoint=null",
+                         "trainer.limit_train_batches=2", "test=false", *quiet, *overrides],
+                        tmp_path / "run", tmp_path / "cache", tmp_path)
+    train(cfg)
+    used = json.loads((tmp_path / "run" / "compute.json").read_text())
+    assert used["stopped_by"] == reason and not used["stopped_by_budget"]
+    assert used["epochs"] == 1

@@ -243,3 +243,22 @@ def test_a_run_loads_its_best_checkpoint_or_an_explicit_one(run, run_dir):
     assert predict(explicit, ASPIRIN, 1.0, "A375", n_samples=2).shape == (2, run.datamodule.dims["n_genes"])
     with pytest.raises(DataError, match="both --checkpoint FILE and --config FILE"):
         load_run(checkpoint=run_dir / "checkpoints" / "last.ckpt")
+
+
+def test_a_model_conditioned_on_time_needs_the_time_and_uses_it(cache_env, tmp_path, capsys):
+    run_dir = tmp_path / "prnet_time"
+    run_config(["model=prnet", "data=bundle", "data.sources=[LJP001-002_SKBR3]", "split=random_fold",
+                "perturbation.condition_on_time=true", "model.predict_mode=mean", "logger=[]",
+                "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+                "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+                "~callbacks.early_stopping", "~callbacks.lr_monitor"], run_dir)
+    run = load_run(run_dir)
+    with pytest.raises(DataError, match=r"give --time HOURS > 0 \(its training data has 6, 24 h\)"):
+        predict(run, ASPIRIN, 2.0, "SKBR3")
+    early, late = (predict(run, ASPIRIN, 2.0, "SKBR3", time=hours) for hours in (6.0, 24.0))
+    assert early.obs["time"].iloc[0] == 6.0 and late.obs["time"].iloc[0] == 24.0
+    assert not np.allclose(early.X, late.X)
+    out = tmp_path / "late.h5ad"
+    assert main(["predict", "--run", str(run_dir), "--smiles", ASPIRIN, "--dose", "2", "--cell-line", "SKBR3",
+                 "--time", "24", "--out", str(out)]) == 0
+    np.testing.assert_allclose(ad.read_h5ad(out).X, late.X, rtol=1e-6)

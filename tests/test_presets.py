@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from pertdit.config import shipped_bundle
 from pertdit.demo import demo_overrides
 from tests.helpers import compose_train
 
@@ -81,3 +82,11 @@ def test_an_experiments_scale_wins_over_the_model_schedule(tmp_path):
 @pytest.mark.parametrize("model", ["control", "crossdit", "prnet"])
 def test_the_demo_runs_each_model_with_the_preset(model):
     assert "preset=cpu_quick" in demo_overrides(model)
+
+
+@pytest.mark.parametrize("model", ["control", "crossdit", "prnet"])
+def test_the_demo_trains_each_model_once_on_the_collection_benchmark(model, tmp_path):
+    cfg = _compose(demo_overrides(model), tmp_path)
+    assert cfg.data.expression == shipped_bundle(), "data=bundle: the shipped collection"
+    assert (list(cfg.split.test_cells), cfg.split.drug_fraction, cfg.split.test_set) == (["HT115"], 0.2, "all")
+    assert cfg.callbacks.compute_budget.cpu_minutes == 2.0, "the project's common training budget"

@@ -15,7 +15,7 @@ from experiments.collect import collect
 from pertdit.cli import main
 from pertdit.provenance import config_hash
 from pertdit.train import train
-from tests.helpers import QUIET, compose_train
+from tests.helpers import QUIET, TINY_BACKBONE, compose_train
 
 PROVENANCE = ("model", "split", "seed", "checkpoint", "config_hash", "pertdit_version", "date", "smoke_test")
 
@@ -67,3 +67,29 @@ def test_collect_labels_a_plain_run_as_the_figures_do(mean_shift_run, tmp_path, 
     assert table.loc["prnet", "label"] == "PRnet" and table.loc["mean_shift", "label"] == "mean_shift"
     assert table.loc["prnet", "scale"] == "cpu_quick" and table.loc["mean_shift", "scale"] == "default"
     assert (table["experiment"] == "train").all()
+
+
+def test_a_text_substitution_is_recorded_beside_the_config_and_in_metrics_csv(tmp_path, data_dir, tiny_bert_dir,
+                                                                            capsys):
+    """describer=auto without MolT5 weights: RDKit descriptions stand in, and the run says so outside PRED.h5ad."""
+    run = tmp_path / "run"
+    train(compose_train(["model=adadit_text", "trainer.fast_dev_run=true", *QUIET, *TINY_BACKBONE,
+                         f"perturbation.encoder_local_dir={tiny_bert_dir}", "perturbation.describer=auto",
+                         "perturbation.captioner.model_id=pertdit-tests/no-such-captioner"],
+                        run, tmp_path / "cache", data_dir))
+    record = OmegaConf.load(run / "provenance.yaml")
+    assert record.representation.substitution_used == "RDKit-derived descriptions"
+    assert record.substitution.startswith(
+        "RDKit-derived descriptions instead of captions by pertdit-tests/no-such-captioner (")
+    table = pd.read_csv(run / "metrics.smoke.csv")
+    assert (table["representation_substitution"] == record.substitution).all()
+    out = tmp_path / "again.csv"
+    assert main(["evaluate", str(run / "PRED.smoke.h5ad"), "--out", str(out)]) == 0
+    assert "made a substitution: RDKit-derived descriptions" in capsys.readouterr().out
+    assert (pd.read_csv(out)["representation_substitution"] == record.substitution).all()
+
+
+def test_a_run_without_substitution_records_its_representation_and_no_substitution_column(mean_shift_run):
+    record = OmegaConf.load(mean_shift_run / "provenance.yaml")
+    assert record.representation["class"] and record.substitution is None
+    assert "representation_substitution" not in pd.read_csv(mean_shift_run / "metrics.csv").columns

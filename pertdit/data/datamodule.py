@@ -20,6 +20,7 @@ from pertdit.data.sources import load_dataset
 from pertdit.data.split_spec import SplitSpec
 from pertdit.data.splits import split_rows
 from pertdit.data.val_subset import strided_rows
+from pertdit.errors import DataError
 
 log = logging.getLogger(__name__)
 Batch = dict[str, torch.Tensor]
@@ -97,6 +98,27 @@ def _working_copy(adata: ad.AnnData) -> ad.AnnData:
     return ad.AnnData(X=adata.X, obs=adata.obs.copy(), var=adata.var.copy(), uns=copy.deepcopy(dict(adata.uns)))
 
 
+def _condition_table(obs, columns: list[str]):
+    """The condition columns of treated rows (`time` as float hours); a DataError naming the sources whose
+    profiles have no time when the conditions need one."""
+    if "time" in columns:
+        if "time" not in obs:
+            raise DataError("perturbation.condition_on_time=true, but the dataset has no obs['time']")
+        missing = obs["time"].astype(float).isna().to_numpy()
+        if missing.any():
+            where = obs.loc[missing, "source"].astype(str).value_counts().to_dict() if "source" in obs else {}
+            raise DataError(f"perturbation.condition_on_time=true, but {int(missing.sum())} treated profiles have "
+                            f"no time (per source: {where}); keep profiles with a time (data.times=[...], "
+                            "data.sources=[...]) or set perturbation.condition_on_time=false")
+    return obs[columns].astype({"dose": float, **({"time": float} if "time" in columns else {})})
+
+
+def _condition_lists(table) -> tuple[list[str], list[float], list[float] | None]:
+    """SMILES, doses and times (None without a time column) of a condition table."""
+    times = list(table["time"]) if "time" in table else None
+    return list(table["smiles"]), list(table["dose"]), times
+
+
 class PertDataModule(L.LightningDataModule):
     """Dataset + split + drug representation -> train/val/test loaders of dict batches (docs/ARCHITECTURE.md)."""
 
@@ -147,8 +169,11 @@ class PertDataModule(L.LightningDataModule):
             return
         adata = _working_copy(self.load())
         self.split_column = self.split.apply(adata)
-        for part in ("train", "val", "test"):
+        for part in ("train", "val"):
             self.rows[part] = split_rows(adata, self.split_column, self.split.labels(part))
+        self.test_set_rows = {name: split_rows(adata, self.split_column, self.split.labels("test", name))
+                              for name in self.split.test_sets}
+        self.select_test_set(self.split.test_sets[0])
         self.val_subset_rows = strided_rows(self.rows["val"], adata.obs, self.val_max_rows)
         treated = ~adata.obs["is_control"].to_numpy(bool)
         self.drug_names = sorted(adata.obs.loc[treated, "drug"].astype(str).unique())
@@ -168,27 +193,45 @@ class PertDataModule(L.LightningDataModule):
             drug_index=torch.as_tensor([drug_lookup.get(d, -1) for d in adata.obs["drug"].astype(str)]),
             cell_index=torch.as_tensor([cell_lookup[c] for c in adata.obs["cell_id"].astype(str)]))
         self.adata = adata
+        tests = self.test_set_rows if self.split.scores_every_test_set else {"test": self.rows["test"]}
+        sizes = {part: len(rows) for part, rows in {"train": self.rows["train"], "val": self.rows["val"],
+                                                      **tests}.items()}
         log.info("split %s: %s; validation during training on %d of the %d val rows (data.val_max_rows=%s)",
-                 self.split_column, {k: len(v) for k, v in self.rows.items()}, len(self.val_subset_rows),
-                 len(self.rows["val"]), self.val_max_rows)
+                 self.split_column, sizes, len(self.val_subset_rows), len(self.rows["val"]),
+                 self.val_max_rows)
+
+    def select_test_set(self, name: str) -> None:
+        """Serve test set `name` (one of `split.test_sets`) as `rows["test"]` and from `test_dataloader`."""
+        if name not in self.test_set_rows:
+            raise KeyError(f"test set {name!r} is not one of this split's {list(self.test_set_rows)}")
+        self.test_set = name
+        self.rows["test"] = self.test_set_rows[name]
+
+    def condition_columns(self) -> list[str]:
+        """The obs columns that identify a drug condition: smiles and dose, and time when the representation
+        conditions on time (`perturbation.condition_on_time`)."""
+        timed = bool(getattr(self.representation, "condition_on_time", False))
+        return ["smiles", "dose", "time"] if timed else ["smiles", "dose"]
 
     def _encode_conditions(self, adata: ad.AnnData) -> tuple[np.ndarray, Any]:
-        """Per-row condition index into the unique (SMILES, dose) features (controls map to row 0), and those
-        features (`PerturbationFeatures` or `FactoredFeatures`)."""
-        treated = ~adata.obs["is_control"].to_numpy(bool)
-        pairs = adata.obs.loc[treated, ["smiles", "dose"]].drop_duplicates()
+        """Per-row condition index into the unique (SMILES, dose) features, or (SMILES, dose, time) ones with
+        `condition_on_time` (controls map to row 0), and those features (`PerturbationFeatures` or
+        `FactoredFeatures`)."""
         if self.representation is None:
             raise ValueError("PertDataModule needs a drug representation (config group `perturbation`)")
         from pertdit.perturbation import embed_conditions
 
+        columns = self.condition_columns()
+        treated = ~adata.obs["is_control"].to_numpy(bool)
+        conditions = _condition_table(adata.obs.loc[treated], columns)
         cache = Path(self.cache_dir) / "embeddings" if self.cache_dir else None
         if self._features is None:  # once per data module, not at each prepare_data / setup
-            self._features = embed_conditions(self.representation, list(pairs["smiles"]),
-                                              list(pairs["dose"].astype(float)), cache)
+            smiles, doses, times = _condition_lists(conditions.drop_duplicates())
+            self._features = embed_conditions(self.representation, smiles, doses, cache, times=times)
         features = self._features
         index = np.zeros(adata.n_obs, dtype=np.int64)  # controls are never served; row 0 is a placeholder
-        index[treated] = features.lookup(list(adata.obs.loc[treated, "smiles"]),
-                                         list(adata.obs.loc[treated, "dose"].astype(float)))
+        smiles, doses, times = _condition_lists(conditions)
+        index[treated] = features.lookup(smiles, doses, times)
         return index, features
 
     # -- what models need to know ----------------------------------------------------------------------------
@@ -228,5 +271,5 @@ class PertDataModule(L.LightningDataModule):
         return self._loader("val", shuffle=False, rows=self.val_subset_rows)
 
     def test_dataloader(self) -> DataLoader:
-        """Every test row, always."""
+        """Every row of the selected test set (`select_test_set`), always."""
         return self._loader("test", shuffle=False)

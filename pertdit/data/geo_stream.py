@@ -81,7 +81,9 @@ def preprocess_geo(releases: Sequence[GeoRelease], out_path: str | Path, compoun
         with DenseH5adWriter(out_path, dataset.obs, var, dataset.uns) as writer:
             totals = _copy_landmarks(opened, origin, gene_slice, writer.X, cfg.transform, opts.chunk_profiles)
             if cfg.transform == "prnet":
-                _normalise_in_place(writer.X, totals, opts.chunk_profiles)
+                target = _normalise_in_place(writer.X, totals, opts.chunk_profiles)
+                # as the in-memory path records it (`apply_transform`): new raw profiles go on this scale
+                writer.set_uns("pertdit/transform_target_sum", target)
             return writer.commit()
     finally:
         for o in opened:
@@ -165,10 +167,12 @@ def _check_finite(values: np.ndarray, o: OpenRelease, positions: np.ndarray) -> 
                         f"profile(s) of this block, e.g. {ids}; remove or impute those profiles")
 
 
-def _normalise_in_place(X, totals: np.ndarray, chunk: int) -> None:
-    """Pass 2: X <- log1p(X x median total / total), block by block (the `prnet` transform's last steps)."""
+def _normalise_in_place(X, totals: np.ndarray, chunk: int) -> float:
+    """Pass 2: X <- log1p(X x median total / total), block by block (the `prnet` transform's last steps);
+    returns the target total (the median)."""
     target = median_total(totals)
     steps = range(0, len(totals), chunk)
     for start in tqdm(steps, desc="normalising", unit="block", disable=len(steps) < 4):
         stop = min(start + chunk, len(totals))
         X[start:stop] = scale_log1p(X[start:stop], totals[start:stop], target)
+    return float(target)

@@ -21,7 +21,7 @@ import anndata as ad
 import h5py
 import numpy as np
 import pandas as pd
-from anndata.io import read_elem
+from anndata.io import read_elem, write_elem
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,15 @@ class DenseH5adWriter:
         dataset = layers.create_dataset(name, shape=self.X.shape, dtype=self.X.dtype)
         dataset.attrs.update(ARRAY_ATTRS)
         return dataset
+
+    def set_uns(self, path: str, value: Any) -> None:
+        """Write `value` at `uns/<path>` (e.g. "pertdit/transform_target_sum"), replacing what is there: for
+        values known only after the profiles were written. The parent dict must exist (given in `uns`)."""
+        parent_path, _, name = f"uns/{path.strip('/')}".rpartition("/")
+        parent = self._handle[parent_path]
+        if name in parent:
+            del parent[name]
+        write_elem(parent, name, value)
 
     def commit(self) -> Path:
         """Close the file and move it to `path` (replacing an older file of that name)."""

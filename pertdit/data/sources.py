@@ -23,7 +23,7 @@ from pertdit.errors import DataError
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 4  # 4: uns records the transform's target total (pertdit predict on basal profiles)
-GEO_CACHE_VERSION = 2
+GEO_CACHE_VERSION = 3  # 3: uns records the prnet transform's target total, as CACHE_VERSION 4 does
 
 
 def _fingerprint(path: str | Path | None) -> list | None:

@@ -15,12 +15,15 @@ from pertdit.errors import SplitError
 log = logging.getLogger(__name__)
 KINDS = ("kfold", "unseen", "organ")
 AUTO = "auto"
+#: `split.test_set=all`: one training scored on each of the three unseen test sets (metrics_<set>.csv)
+ALL = "all"
 
 
 def resolved_test_set(test_set: str, test_cells=None, test_drugs=None) -> str:
     """The unseen test set a `test_set` value stands for: `auto` follows the named hold-outs.
 
     auto: both_unseen when cells and drugs are named, cell_line_unseen when only cells are, else drug_unseen.
+    `all` stays `all` (every unseen test set, `SplitSpec.test_sets`).
     """
     if test_set != AUTO:
         return test_set
@@ -36,6 +39,7 @@ class SplitSpec:
     `test_cells` / `test_drugs` name hold-outs (cell ids; drug names, pert_ids or SMILES), for every kind
     (docs/splits.md). With kind=unseen and test_set=auto, only the named units are held out, and the test set is
     the one they define; with an explicit test_set the named units replace the random choice of their kind.
+    `test_set=all` (kind unseen): the one training is scored on drug_unseen, cell_line_unseen and both_unseen.
     """
 
     kind: str = "unseen"
@@ -61,24 +65,39 @@ class SplitSpec:
             raise SplitError(f"unknown split kind {self.kind!r}; choose one of {KINDS}")
         if self.kind != "unseen":
             return
-        if self.test_set not in (*UNSEEN_TEST_SETS, AUTO):
-            raise SplitError(f"unknown test set {self.test_set!r}; choose one of {(*UNSEEN_TEST_SETS, AUTO)}")
-        test_set = self.current_test_set
-        if test_set in ("cell_line_unseen", "both_unseen") and self.cell_fraction <= 0 and not self.test_cells:
-            raise SplitError(f"test set {test_set!r} needs split.cell_fraction > 0 or split.test_cells")
-        if test_set in ("drug_unseen", "both_unseen") and self.drug_fraction <= 0 and not self.test_drugs:
-            raise SplitError(f"test set {test_set!r} needs split.drug_fraction > 0 or split.test_drugs")
+        choices = (*UNSEEN_TEST_SETS, AUTO, ALL)
+        if self.test_set not in choices:
+            raise SplitError(f"unknown test set {self.test_set!r}; choose one of {choices}")
+        no_cells = self.cell_fraction <= 0 and not self.test_cells
+        no_drugs = self.drug_fraction <= 0 and not self.test_drugs
+        for test_set in self.test_sets:
+            if test_set in ("cell_line_unseen", "both_unseen") and no_cells:
+                raise SplitError(f"test set {test_set!r} needs split.cell_fraction > 0 or split.test_cells")
+            if test_set in ("drug_unseen", "both_unseen") and no_drugs:
+                raise SplitError(f"test set {test_set!r} needs split.drug_fraction > 0 or split.test_drugs")
 
     @property
     def current_test_set(self) -> str:
-        """The test set of an unseen split, with `auto` resolved."""
+        """The test set of an unseen split, with `auto` resolved (`all` for every unseen test set)."""
         return resolved_test_set(self.test_set, self.test_cells, self.test_drugs)
 
     @property
+    def scores_every_test_set(self) -> bool:
+        """True for `test_set=all`: one training, scored on each unseen test set (metrics_<set>.csv)."""
+        return self.kind == "unseen" and self.test_set == ALL
+
+    @property
+    def test_sets(self) -> tuple[str, ...]:
+        """The test sets a run scores: the three unseen ones for `test_set=all`, else the one of `name`."""
+        return UNSEEN_TEST_SETS if self.scores_every_test_set else (self.name,)
+
+    @property
     def name(self) -> str:
-        """Readable name of the split, used in run directories and tables."""
+        """Readable name of the split, used in run directories and tables (`unseen_all` for test_set=all)."""
         if self.kind == "kfold":
             return f"{self.by}_fold{self.fold}"
+        if self.scores_every_test_set:
+            return f"unseen_{ALL}"
         return self.current_test_set if self.kind == "unseen" else f"organ_{self.organ}"
 
     def apply(self, adata: ad.AnnData) -> str:
@@ -109,8 +128,14 @@ class SplitSpec:
                         "split.min_organ_profiles=%d); its scores will be noisy", self.organ,
                         row["why_not"].iloc[0], self.min_organ_cell_lines, self.min_organ_profiles)
 
-    def labels(self, stage: str) -> list[str]:
-        """Split labels that feed `stage` (train, val or test)."""
-        if stage == "test" and self.kind == "unseen":
-            return [self.current_test_set]
+    def labels(self, stage: str, test_set: str | None = None) -> list[str]:
+        """Split labels that feed `stage` (train, val or test); for test, those of `test_set` (one of
+        `test_sets`; default: the first)."""
+        if stage != "test":
+            return [stage]
+        if test_set is not None and test_set not in self.test_sets:
+            raise SplitError(f"test set {test_set!r} is not scored by split {self.name!r}; "
+                             f"it scores {self.test_sets}")
+        if self.kind == "unseen":
+            return [test_set or self.test_sets[0]]
         return [stage]

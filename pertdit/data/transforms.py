@@ -68,9 +68,8 @@ def transform_like(X: np.ndarray, meta: dict) -> np.ndarray:
         if "transform_target_sum" not in meta:
             raise DataError("the dataset does not record its transform's target total (uns['pertdit']"
                             "['transform_target_sum']), so a raw profile cannot be put on its scale: a cache "
-                            "entry made before it was recorded (delete it under paths.cache_dir/datasets), or "
-                            "the streamed GEO path, which does not record it yet; give --control on the "
-                            "model's scale instead")
+                            "entry made before it was recorded (delete it under paths.cache_dir/datasets to "
+                            "rebuild it), or give --control on the model's scale instead")
         return prnet_transform(X, target_sum=float(meta["transform_target_sum"]))
     raise DataError(f"unknown transform {transform!r} recorded in the dataset; choose one of {TRANSFORMS}")
 

@@ -6,10 +6,9 @@ the 10 measures and writes the test predictions as a PRED.h5ad (the evaluation c
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
-
-import logging
 
 import lightning as L
 import numpy as np
@@ -45,9 +44,11 @@ class PerturbationModule(L.LightningModule):
         self._test_preds: list[torch.Tensor] = []
         self._test_spreads: list[dict] = []
         self._spread_kind = ""
-        self.test_table = None
         self.calibration_table = None  # set after a test when the model has a spread (metrics/calibration.py)
+        self.test_table = None
         self.provenance: dict | None = None  # set by train(): written into the PRED.h5ad's uns["pertdit"]
+        # prefix of the logged test measures; train() sets test/<set> when one run scores several test sets
+        self.test_stage = "test"
 
     # -- what a model must provide -------------------------------------------------------------------------
     def predict_batch(self, batch: Batch) -> torch.Tensor:
@@ -82,7 +83,7 @@ class PerturbationModule(L.LightningModule):
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         pred, spread = self.predict_with_spread(batch) if self.record_spread else (None, None)
-        pred = self._evaluate_batch(batch, self.test_metrics, "test", pred)
+        pred = self._evaluate_batch(batch, self.test_metrics, self.test_stage, pred)
         self._test_rows.append(batch["row"].detach().cpu())
         self._test_preds.append(pred.detach().cpu())
         if spread is not None:
@@ -91,64 +92,62 @@ class PerturbationModule(L.LightningModule):
                                                     seed=int(batch["row"][0])))
 
     def on_test_epoch_end(self) -> None:
-        self._log_measures(self.test_metrics, "test")
+        self._log_measures(self.test_metrics, self.test_stage)
         self.test_table = self.test_metrics.table()
         self.test_metrics.reset()
-        spreads = self._test_spreads
-        order = self._test_order()
+        spreads, order = self._test_spreads, self._test_order()
         rows, preds = self._gather_test_predictions()
         self._test_rows, self._test_preds, self._test_spreads = [], [], []
         if not rows.numel():
             return
-        pred = self._prediction_adata(rows, preds)
-        self._add_replicate_ceiling(pred)
-        self._add_spread(pred, spreads, order)
+        self._add_replicate_ceiling(rows, preds)
+        layers = self._spread_layers(rows, spreads, order)
         if self.prediction_path and self.trainer.is_global_zero:
-            self.write_predictions(rows, preds, self.prediction_path, pred=pred)
+            self.write_predictions(rows, preds, self.prediction_path, layers=layers)
 
-    def _add_replicate_ceiling(self, pred) -> None:
-        """Append the replicate ceiling (and the model on the same rows) to `test_table` and log both."""
-        from pertdit.metrics.evaluate import prediction_ceiling
+    def _add_replicate_ceiling(self, rows: torch.Tensor, preds: torch.Tensor) -> None:
+        """Append the replicate ceiling (and the model on the same rows) to `test_table` and log both; read
+        block by block from the dataset and the predictions (the PRED AnnData is never built whole)."""
+        from pertdit.lit.predictions import ceiling_of_rows
         from pertdit.metrics.replicates import with_replicate_ceiling
 
-        ceiling = prediction_ceiling(pred, self.relu_predictions, self.test_metrics.control_reference)
+        ceiling = ceiling_of_rows(self.trainer.datamodule.adata, rows.numpy(), preds.float().numpy(),
+                                  self.relu_predictions, self.test_metrics.control_reference)
         self.test_table = with_replicate_ceiling(self.test_table, ceiling)
         for row in ceiling.itertuples():
-            self.log(f"test/ceiling/{row.metric}/{row.grouping}", float(row.ceiling_mean), rank_zero_only=True)
-            self.log(f"test/same_rows/{row.metric}/{row.grouping}", float(row.model_same_rows_mean),
+            self.log(f"{self.test_stage}/ceiling/{row.metric}/{row.grouping}", float(row.ceiling_mean),
                      rank_zero_only=True)
+            self.log(f"{self.test_stage}/same_rows/{row.metric}/{row.grouping}",
+                     float(row.model_same_rows_mean), rank_zero_only=True)
         first = ceiling.iloc[0]
-        self.log("test/ceiling_profiles", float(first["ceiling_profiles"]), rank_zero_only=True)
-        self.log("test/unreplicated_profiles", float(first["unreplicated_profiles"]), rank_zero_only=True)
+        self.log(f"{self.test_stage}/ceiling_profiles", float(first["ceiling_profiles"]), rank_zero_only=True)
+        self.log(f"{self.test_stage}/unreplicated_profiles", float(first["unreplicated_profiles"]),
+                 rank_zero_only=True)
 
     def _test_order(self) -> np.ndarray | None:
         """Positions of the first occurrence of each test row, in row order (what `_gather_test_predictions`
         keeps, on one process)."""
         if not self._test_rows:
             return None
-        rows = torch.cat(self._test_rows).numpy()
-        _, first = np.unique(rows, return_index=True)
+        _, first = np.unique(torch.cat(self._test_rows).numpy(), return_index=True)
         return first
 
-    def _add_spread(self, pred, spreads: list[dict], order: np.ndarray | None) -> None:
-        """Add the spread layers to the PRED AnnData and set `calibration_table` (the coverage of its central
-        intervals, metrics/calibration.py). On several processes the spread is not gathered: it is skipped,
-        with a warning."""
+    def _spread_layers(self, rows: torch.Tensor, spreads: list[dict], order: np.ndarray | None) -> dict:
+        """The spread layers of the test rows (metrics/calibration.py), and `calibration_table`, the coverage of
+        their central intervals. On several processes the spread is not gathered: none, with a warning."""
         from pertdit.metrics.calibration import calibration_table, concat_layers
 
         if not spreads:
-            return
+            return {}
         if self.trainer.world_size > 1:
             log.warning("the predictive spread is not gathered across %d processes: PRED.h5ad has no spread "
                         "layers and no calibration.csv is written (test on one device for them)",
                         self.trainer.world_size)
-            return
+            return {}
         layers = concat_layers(spreads, order)
-        for name, value in layers.items():
-            pred.layers[name] = value
-        pred.uns["pertdit"]["spread"] = self._spread_kind
-        truth = np.asarray(pred.layers["truth"])
+        truth = np.asarray(self.trainer.datamodule.adata.X[rows.numpy()], dtype=np.float32)
         self.calibration_table = calibration_table(truth, layers, source=self._spread_kind)
+        return layers
 
     def _gather_test_predictions(self) -> tuple[torch.Tensor, torch.Tensor]:
         if not self._test_rows:
@@ -164,28 +163,16 @@ class PerturbationModule(L.LightningModule):
         keep[1:] = rows[1:] != rows[:-1]
         return rows[keep], preds[keep]
 
-    def _prediction_adata(self, rows: torch.Tensor, preds: torch.Tensor):
-        """The PRED AnnData of the given dataset rows (lit/predictions.py)."""
-        from pertdit.lit.predictions import build_prediction_adata
-
-        adata = self.trainer.datamodule.adata
-        return build_prediction_adata(adata, rows.numpy(), preds.float().numpy(), relu=self.relu_predictions,
-                                      provenance=self.provenance)
-
-    def write_predictions(self, rows: torch.Tensor, preds: torch.Tensor, path: str | Path, pred=None) -> Path:
-        """Write PRED.h5ad (X = predictions, layers truth/control) for the given dataset rows: `pred` when it
-        is already built, else block by block from the (memory-mapped) dataset."""
-        from pertdit.data.h5ad_io import write_quietly
+    def write_predictions(self, rows: torch.Tensor, preds: torch.Tensor, path: str | Path,
+                          layers: dict | None = None) -> Path:
+        """Write PRED.h5ad (X = predictions, layers truth/control, and the spread `layers` when given) for the
+        given dataset rows, block by block from the (memory-mapped) dataset."""
         from pertdit.lit.predictions import write_prediction_h5ad
 
-        if pred is None:
-            adata = self.trainer.datamodule.adata
-            return write_prediction_h5ad(adata, rows.numpy(), preds.float().numpy(), path,
-                                         relu=self.relu_predictions, provenance=self.provenance)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_quietly(pred, path)
-        return path
+        adata = self.trainer.datamodule.adata
+        provenance = {**(self.provenance or {}), **({"spread": self._spread_kind} if layers else {})}
+        return write_prediction_h5ad(adata, rows.numpy(), preds.float().numpy(), path,
+                                     relu=self.relu_predictions, provenance=provenance, layers=layers)
 
     # -- optimisation ---------------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:  # pragma: no cover - subclasses that train override this

@@ -49,20 +49,20 @@ def evaluate_h5ad(
 ) -> pd.DataFrame:
     """The measures table of a PRED.h5ad; `relu=None` follows `uns["pertdit"]["relu_predictions"]`.
 
-    `ceiling=True`: with the replicate ceiling columns (`evaluate_prediction`; the file is read whole).
-    `ceiling=False`: the 10 measures only, with dense X and layers (what PertDiT writes) read `block_rows`
-    profiles at a time into the measures' running statistics (`pertdit.metrics.accumulate`), so a file of
-    any size is scored in bounded memory (other layouts are read whole).
+    With dense X and layers (what PertDiT writes) the file is never read whole: the 10 measures read
+    `block_rows` profiles at a time into their running statistics (`pertdit.metrics.accumulate`), and with
+    `ceiling=True` the replicate ceiling columns (`pertdit.metrics.replicates`) read one block of whole
+    replicate groups at a time, so a file of any size is scored in bounded memory. Other layouts are read whole.
     """
     path = Path(path)
-    if ceiling:
-        return evaluate_prediction(read_prediction(path), relu=relu, control_reference=control_reference)
     if not path.is_file():
         raise DataError(f"prediction file {path} does not exist")
     with h5py.File(path, "r") as handle:
         parts = [handle.get("X"), *(handle.get(f"layers/{name}") for name in PRED_LAYERS)]
         if not all(isinstance(part, h5py.Dataset) for part in parts):
             adata = read_prediction(path)
+            if ceiling:
+                return evaluate_prediction(adata, relu=relu, control_reference=control_reference)
             if relu is None:
                 relu = bool(adata.uns.get("pertdit", {}).get("relu_predictions", False))
             return compute_measures(*_arrays(adata), relu=relu, control_reference=control_reference)
@@ -86,7 +86,14 @@ def evaluate_h5ad(
             block = slice(start, start + block_rows)
             arrays = _validate(truth[block], pred[block], control[block])
             accumulator.add(*arrays, cells[block], drugs[block], doses[block])
-    return accumulator.table(control_reference)
+        table = accumulator.table(control_reference)
+        del accumulator  # its group sums (24 bytes x genes per group) are not needed by the ceiling
+        if ceiling:
+            groups = obs["replicate_group"] if "replicate_group" in obs else replicate_group_keys(obs)
+            table = with_replicate_ceiling(table, replicate_ceiling(
+                truth, pred, control, cells, drugs, doses, groups.astype(str).to_numpy(), relu=relu,
+                control_reference=control_reference, block_rows=block_rows))
+    return table
 
 
 def _check_ids(cells: np.ndarray, drugs: np.ndarray, doses: np.ndarray, path: Path) -> None:

@@ -41,6 +41,20 @@ def replace_unseen(values: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
     return torch.where(mask, values, fallback)
 
 
+def seen_rows(values: torch.Tensor, seen: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Rows `index` (B,) of `values` (N, ...), where a row never seen in training (`replace_unseen`) and index
+    -1 (an entity outside the dataset's list, e.g. a new drug given to `pertdit predict`) both take the mean
+    of the seen rows (of all rows before training has seen any). Any other index outside [-1, N) is an error:
+    it would silently take another entity's row."""
+    n = values.shape[0]
+    if index.numel() and (int(index.min()) < -1 or int(index.max()) >= n):
+        raise IndexError(f"ChemCPA: index {int(index.min())}..{int(index.max())} outside [-1, {n}) "
+                         "(-1 = not in the dataset's list)")
+    fallback = (values[seen] if bool(seen.any()) else values).mean(dim=0, keepdim=True)
+    table = torch.cat([replace_unseen(values, seen), fallback])
+    return table[torch.where(index < 0, torch.full_like(index, n), index)]
+
+
 class AmortizedDoseResponse(nn.Module):
     """Dose response in (0, 1) from an MLP on [drug embedding, log10(dose + 1)]: (B, E), (B,) -> (B,)."""
 
@@ -57,7 +71,8 @@ class AmortizedDoseResponse(nn.Module):
 class SigmoidDoseResponse(nn.Module):
     """Per-drug response sigmoid(f(dose) beta + b) - sigmoid(b), zero at dose 0; f = identity or log1p.
 
-    Drugs never seen in training take the mean (beta, b) of the seen drugs.
+    Drugs never seen in training, and drug index -1 (a drug outside the dataset's list, which ChemCPA's
+    per-drug doser has no parameters for), take the mean (beta, b) of the seen drugs (`seen_rows`).
     """
 
     def __init__(self, n_drugs: int, embedding_dim: int, hidden: int, depth: int,
@@ -69,7 +84,7 @@ class SigmoidDoseResponse(nn.Module):
 
     def forward(self, drug_embedding: torch.Tensor, dose: torch.Tensor, drug_index: torch.Tensor,
                 seen_drugs: torch.Tensor) -> torch.Tensor:
-        params = replace_unseen(torch.stack([self.beta, self.bias], dim=1), seen_drugs)[drug_index]
+        params = seen_rows(torch.stack([self.beta, self.bias], dim=1), seen_drugs, drug_index)
         beta, bias = params[:, 0], params[:, 1]
         dose = dose.clamp(min=0).to(drug_embedding.dtype)
         x = torch.log1p(dose) if self.log_dose else dose
@@ -172,8 +187,9 @@ class ChemCPA(nn.Module):
         return scale.unsqueeze(1) * embedding
 
     def cell_embeddings(self, cell_index: torch.Tensor) -> torch.Tensor:
-        """Cell-line embedding (B, latent_dim); unseen cell lines get the mean of the seen ones."""
-        return replace_unseen(self.cell_embedding.weight, self.seen_cells)[cell_index]
+        """Cell-line embedding (B, latent_dim); unseen cell lines (and index -1, a cell line outside the
+        dataset's list) get the mean of the seen ones."""
+        return seen_rows(self.cell_embedding.weight, self.seen_cells, cell_index)
 
     def adversary_logits(self, basal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Basal latent (B, latent_dim) -> drug logits (B, n_drugs), cell logits (B, n_cells)."""

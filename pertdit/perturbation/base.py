@@ -22,18 +22,25 @@ log = logging.getLogger(__name__)
 #: decimals a dose (µM) is rounded to when it identifies a condition (float32 and float64 copies of one
 #: dose then name the same condition)
 DOSE_DECIMALS = 6
+#: decimals a time (hours) is rounded to when it identifies a condition (`condition_on_time`)
+TIME_DECIMALS = 6
+
+#: a condition's identity: (SMILES, dose µM), or (SMILES, dose µM, time h) for a representation that
+#: conditions on time (`condition_on_time`)
+Condition = tuple  # tuple[str, float] | tuple[str, float, float]
 
 
 @dataclass
 class PerturbationFeatures:
     """Token features of N conditions: `tokens` (N, L, D) float16/32, `mask` (N, L) bool (True = real token).
 
-    `pairs`, when set, names the (SMILES, dose) condition of each row (as `embed_conditions` returns it).
+    `pairs`, when set, names the condition of each row (as `embed_conditions` returns it): (SMILES, dose), or
+    (SMILES, dose, time) when the representation conditions on time.
     """
 
     tokens: np.ndarray
     mask: np.ndarray
-    pairs: list[tuple[str, float]] | None = None
+    pairs: list[Condition] | None = None
 
     def __post_init__(self) -> None:
         if self.tokens.ndim != 3:
@@ -80,24 +87,22 @@ class PerturbationFeatures:
         pairs = [self.pairs[i] for i in rows] if self.pairs is not None else None
         return PerturbationFeatures(np.asarray(self.tokens[rows]), np.asarray(self.mask[rows]), pairs)
 
-    def lookup(self, smiles: Sequence[str], doses: Sequence[float]) -> np.ndarray:
-        """(N,) int64 row of each (SMILES, dose) condition; needs `pairs`."""
+    def lookup(self, smiles: Sequence[str], doses: Sequence[float],
+               times: Sequence[float] | None = None) -> np.ndarray:
+        """(N,) int64 row of each condition; needs `pairs`. `times` (hours) are part of the condition when
+        the features were embedded per (SMILES, dose, time), and are ignored otherwise."""
         if self.pairs is None:
             raise RepresentationError("these features carry no `pairs`; build them with embed_conditions")
-        index = {pair: i for i, pair in enumerate(self.pairs)}
-        rows = np.empty(len(smiles), dtype=np.int64)
-        for i, pair in enumerate(condition_pairs(smiles, doses)):
-            if pair not in index:
-                raise RepresentationError(
-                    f"condition (SMILES {pair[0]!r}, dose {pair[1]} µM) is not among the {len(index)} "
-                    "embedded conditions; embed the dataset again (`pertdit embed`)"
-                )
-            rows[i] = index[pair]
-        return rows
+        return condition_rows({pair: i for i, pair in enumerate(self.pairs)}, smiles, doses, times)
 
 
 class PerturbationRepresentation(ABC):
     """Turns (SMILES, dose) conditions into token features.
+
+    A representation with `condition_on_time = True` (an option beyond the paper) also reads the time of
+    each condition (hours after treatment): its conditions are (SMILES, dose, time), and `encode`,
+    `token_counts` and `part_keys` take `times`; with False (the default) they are (SMILES, dose) and
+    nothing about them changes.
 
     Subclasses set `name`, implement `dim`, `cache_key()` and `encode()`; a representation whose number of
     tokens varies overrides `token_counts()`, so the embedding cache knows the full shape before it computes
@@ -112,6 +117,7 @@ class PerturbationRepresentation(ABC):
 
     name: str = "representation"
     cache_dir: str | None = None
+    condition_on_time: bool = False
 
     @property
     @abstractmethod
@@ -124,9 +130,27 @@ class PerturbationRepresentation(ABC):
 
     @abstractmethod
     def encode(self, smiles: list[str], doses: list[float]) -> PerturbationFeatures:
-        """Features of N conditions: tokens (N, L, D) float32, mask (N, L)."""
+        """Features of N conditions: tokens (N, L, D) float32, mask (N, L). A representation that conditions
+        on time takes `times` (N,) hours as a third argument."""
 
-    def token_counts(self, smiles: list[str], doses: list[float]) -> np.ndarray:
+    def condition_times(self, smiles: Sequence[str], times: Sequence[float] | None) -> np.ndarray | None:
+        """(N,) float64 hours when the representation conditions on time (RepresentationError if they are
+        missing or not > 0), else None (times are not part of its conditions)."""
+        if not self.condition_on_time:
+            return None
+        if times is None:
+            raise RepresentationError(f"{self!r} conditions on time (condition_on_time: true): give the time "
+                                      "(hours after treatment) of every condition")
+        return check_times(times, smiles)
+
+    def conditions(self, smiles: Sequence[str], doses: Sequence[float],
+                   times: Sequence[float] | None = None) -> list[Condition]:
+        """The identity of each condition under this representation: (SMILES, dose), or (SMILES, dose,
+        time) when it conditions on time (`times` are ignored otherwise)."""
+        return condition_pairs(smiles, doses, self.condition_times(smiles, times))
+
+    def token_counts(self, smiles: list[str], doses: list[float],
+                     times: list[float] | None = None) -> np.ndarray:
         """(N,) number of real tokens each condition gets from `encode` (1 for vector representations)."""
         return np.ones(len(smiles), dtype=np.int64)
 
@@ -134,7 +158,8 @@ class PerturbationRepresentation(ABC):
         """Names of the shared parts a condition's tokens are joined from, in order; () = stored per condition."""
         return ()
 
-    def part_keys(self, part: str, smiles: list[str], doses: list[float]) -> list[str]:
+    def part_keys(self, part: str, smiles: list[str], doses: list[float],
+                  times: list[float] | None = None) -> list[str]:
         """The key of each condition's sequence in `part` (conditions with one key share the sequence)."""
         raise NotImplementedError(f"{type(self).__name__} has no token part {part!r}")
 
@@ -190,12 +215,55 @@ def check_doses(doses: Sequence[float], smiles: Sequence[str] | None = None) -> 
     return values
 
 
-def condition_pairs(smiles: Sequence[str], doses: Sequence[float]) -> list[tuple[str, float]]:
-    """(SMILES, dose rounded to DOSE_DECIMALS) for each condition; the identity of a condition."""
+def check_times(times: Sequence[float], smiles: Sequence[str] | None = None) -> np.ndarray:
+    """(N,) float64 times in hours; RepresentationError for a time that is missing (NaN), infinite or <= 0."""
+    values = np.asarray(times, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(values) | (values <= 0))
+    if bad.size:
+        i = int(bad[0])
+        what = f" of SMILES {smiles[i]!r}" if smiles is not None else ""
+        raise RepresentationError(
+            f"time {values[i]} h{what} (position {i}) is missing or not > 0; conditioning on time needs the "
+            f"hours after treatment of every treated profile ({bad.size} bad times in all): keep the "
+            "profiles with a time (data.times=[...]) or set perturbation.condition_on_time=false"
+        )
+    return values
+
+
+def condition_pairs(smiles: Sequence[str], doses: Sequence[float],
+                    times: Sequence[float] | None = None) -> list[Condition]:
+    """(SMILES, dose rounded to DOSE_DECIMALS) for each condition, the identity of a condition; with
+    `times`, (SMILES, dose, time rounded to TIME_DECIMALS)."""
     if len(smiles) != len(doses):
         raise RepresentationError(f"{len(smiles)} SMILES but {len(doses)} doses")
     values = check_doses(doses, smiles)
-    return [(str(s), round(float(d), DOSE_DECIMALS)) for s, d in zip(smiles, values)]
+    if times is None:
+        return [(str(s), round(float(d), DOSE_DECIMALS)) for s, d in zip(smiles, values)]
+    if len(times) != len(smiles):
+        raise RepresentationError(f"{len(smiles)} SMILES but {len(times)} times")
+    hours = check_times(times, smiles)
+    return [(str(s), round(float(d), DOSE_DECIMALS), round(float(t), TIME_DECIMALS))
+            for s, d, t in zip(smiles, values, hours)]
+
+
+def condition_rows(index: dict, smiles: Sequence[str], doses: Sequence[float],
+                   times: Sequence[float] | None = None) -> np.ndarray:
+    """(N,) int64 row of each condition in `index` (condition -> row). The conditions carry a time when
+    `index`'s keys do (features embedded per (SMILES, dose, time)); `times` are needed then, ignored else."""
+    timed = len(next(iter(index), ())) == 3
+    if timed and times is None:
+        raise RepresentationError("these features were embedded per (SMILES, dose, time) "
+                                  "(condition_on_time: true): give the time of every condition")
+    rows = np.empty(len(smiles), dtype=np.int64)
+    for i, pair in enumerate(condition_pairs(smiles, doses, times if timed else None)):
+        if pair not in index:
+            when = f", time {pair[2]} h" if timed else ""
+            raise RepresentationError(
+                f"condition (SMILES {pair[0]!r}, dose {pair[1]} µM{when}) is not among the {len(index)} "
+                "embedded conditions; embed the dataset again (`pertdit embed`)"
+            )
+        rows[i] = index[pair]
+    return rows
 
 
 def validate_smiles(

@@ -1,5 +1,8 @@
 """On-disk embedding cache: each unique (SMILES, dose) condition embedded once, float16, memory-mapped.
 
+A condition is (SMILES, dose), or (SMILES, dose, time) for a representation with `condition_on_time` (its
+`cache_key()` says so too, so entries with and without time never mix).
+
 An entry is a folder `<cache_dir>/<representation.name>-<key[:16]>/`, written into a temporary folder and
 renamed into place when complete, in one of two layouts:
 
@@ -32,9 +35,9 @@ from tqdm.auto import tqdm
 
 from pertdit.errors import RepresentationError
 from pertdit.perturbation.base import (
+    Condition,
     PerturbationFeatures,
     PerturbationRepresentation,
-    condition_pairs,
     stable_hash,
 )
 from pertdit.perturbation.factored import FactoredFeatures, TokenTable
@@ -49,10 +52,18 @@ class CacheEntryError(RepresentationError):
     """A cache entry that cannot be used as it is (missing, truncated, corrupt or built for other inputs)."""
 
 
-def entry_key(representation: PerturbationRepresentation, pairs: list[tuple[str, float]]) -> str:
+def entry_key(representation: PerturbationRepresentation, pairs: list[Condition]) -> str:
     """The full key of the cache entry of `pairs` (sorted, unique) under `representation`."""
     return stable_hash({"format": FORMAT_VERSION, "representation": representation.cache_key(),
                         "parts": list(representation.token_parts()), "pairs": pairs}, length=64)
+
+
+def _columns(pairs: list[Condition]) -> tuple[list[str], list[float], dict]:
+    """SMILES and doses of conditions, and the keyword arguments that pass their times to a representation
+    (`{"times": [...]}` for (SMILES, dose, time) conditions, `{}` otherwise: called exactly as before)."""
+    smiles, doses = [p[0] for p in pairs], [p[1] for p in pairs]
+    timed = bool(pairs) and len(pairs[0]) == 3
+    return smiles, doses, ({"times": [p[2] for p in pairs]} if timed else {})
 
 
 def _part_files(part: str) -> tuple[str, str, str]:
@@ -106,7 +117,7 @@ def load_embeddings(
     if verify:
         verify_entry(path)
     try:
-        pairs = [(str(s), float(d)) for s, d in json.loads((path / "pairs.json").read_text())]
+        pairs = [(str(s), *map(float, rest)) for s, *rest in json.loads((path / "pairs.json").read_text())]
         if header.get("layout") == "parts":
             return _load_parts(path, header, pairs)
         return _load_conditions(path, header, pairs)
@@ -146,7 +157,7 @@ def _load_parts(path: Path, header: dict, pairs: list) -> FactoredFeatures:
 
 
 # -- building -------------------------------------------------------------------------------------------------
-def _chunks(pairs: list[tuple[str, float]], size: int) -> list[slice]:
+def _chunks(pairs: list[Condition], size: int) -> list[slice]:
     """Consecutive slices of about `size` sorted pairs that never split one SMILES (so each description is
     embedded once)."""
     out, start = [], 0
@@ -164,11 +175,12 @@ def _to_float16(values: np.ndarray, representation: PerturbationRepresentation) 
     return half
 
 
-def _encode_into(representation: PerturbationRepresentation, pairs: list[tuple[str, float]], tokens: np.ndarray,
+def _encode_into(representation: PerturbationRepresentation, pairs: list[Condition], tokens: np.ndarray,
                  mask: np.ndarray, counts: np.ndarray, chunk_size: int) -> None:
     chunks = _chunks(pairs, chunk_size)
     for rows in tqdm(chunks, desc=f"embedding {representation.name}", unit="chunk", disable=len(chunks) < 4):
-        features = representation.encode([s for s, _ in pairs[rows]], [d for _, d in pairs[rows]])
+        smiles, doses, times = _columns(pairs[rows])
+        features = representation.encode(smiles, doses, **times)
         length = features.tokens.shape[1]
         if length > tokens.shape[1] or not np.array_equal(features.mask.sum(axis=1), counts[rows]):
             raise RepresentationError(
@@ -177,10 +189,10 @@ def _encode_into(representation: PerturbationRepresentation, pairs: list[tuple[s
         mask[rows, :length] = features.mask
 
 
-def _build_conditions(folder: Path, representation: PerturbationRepresentation, pairs: list[tuple[str, float]],
+def _build_conditions(folder: Path, representation: PerturbationRepresentation, pairs: list[Condition],
                       chunk_size: int) -> dict:
-    smiles, doses = [s for s, _ in pairs], [d for _, d in pairs]
-    counts = np.asarray(representation.token_counts(smiles, doses), dtype=np.int64)
+    smiles, doses, times = _columns(pairs)
+    counts = np.asarray(representation.token_counts(smiles, doses, **times), dtype=np.int64)
     shape = (len(pairs), int(counts.max()), representation.dim)
     log.info("embedding cache %s: %d conditions, tokens %s float16", folder, len(pairs), shape)
     tokens = np.lib.format.open_memmap(folder / "tokens.npy", mode="w+", dtype=np.float16, shape=shape)
@@ -192,12 +204,12 @@ def _build_conditions(folder: Path, representation: PerturbationRepresentation, 
     return {"layout": "conditions", "shape": list(shape)}
 
 
-def _build_parts(folder: Path, representation: PerturbationRepresentation, pairs: list[tuple[str, float]],
+def _build_parts(folder: Path, representation: PerturbationRepresentation, pairs: list[Condition],
                  chunk_size: int) -> dict:
-    smiles, doses = [s for s, _ in pairs], [d for _, d in pairs]
+    smiles, doses, times = _columns(pairs)
     parts, index = [], np.zeros((len(pairs), len(representation.token_parts())), dtype=np.int64)
     for p, part in enumerate(representation.token_parts()):
-        keys = representation.part_keys(part, smiles, doses)
+        keys = representation.part_keys(part, smiles, doses, **times)
         unique = sorted(set(keys))
         position = {k: i for i, k in enumerate(unique)}
         index[:, p] = [position[k] for k in keys]
@@ -224,7 +236,7 @@ def _build_parts(folder: Path, representation: PerturbationRepresentation, pairs
     return {"layout": "parts", "parts": parts, "conditions": len(pairs)}
 
 
-def _build(entry: Path, key: str, representation: PerturbationRepresentation, pairs: list[tuple[str, float]],
+def _build(entry: Path, key: str, representation: PerturbationRepresentation, pairs: list[Condition],
            chunk_size: int) -> None:
     tmp = entry.parent / f".{entry.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
@@ -255,10 +267,12 @@ def cache_entry(
     cache_dir: str | Path,
     chunk_size: int = 64,
     verify: bool = False,
+    times: Sequence[float] | None = None,
 ) -> Path:
     """The folder of the cache entry for these conditions, built if missing or unusable (with a warning).
-    `verify`: also compare every file with its checksum (reads the whole entry)."""
-    pairs = sorted(set(condition_pairs(smiles, doses)))
+    `verify`: also compare every file with its checksum (reads the whole entry). `times` (hours): part of
+    the conditions when the representation conditions on time, ignored otherwise."""
+    pairs = sorted(set(representation.conditions(smiles, doses, times)))
     if not pairs:
         raise RepresentationError("no conditions to embed (every row a control?)")
     key = entry_key(representation, pairs)
@@ -283,21 +297,25 @@ def embed_conditions(
     cache_dir: str | Path | None = None,
     chunk_size: int = 64,
     verify: bool = False,
+    times: Sequence[float] | None = None,
 ) -> PerturbationFeatures | FactoredFeatures:
     """Features of the unique (SMILES, dose) conditions, sorted, with `pairs` naming each row (use
     `features.lookup(smiles, doses)` for the row of each input, `features.gather(rows)` for a batch's
     tokens). Read-only float16 memory maps of the cache entry in `cache_dir` (default:
-    `representation.cache_dir`); without any cache folder they are computed in memory and not stored."""
+    `representation.cache_dir`); without any cache folder they are computed in memory and not stored.
+    A representation with `condition_on_time` needs `times` (hours): its conditions, `pairs` and lookups
+    are (SMILES, dose, time)."""
     cache_dir = cache_dir if cache_dir is not None else representation.cache_dir
     if cache_dir is None:
-        pairs = sorted(set(condition_pairs(smiles, doses)))
-        s, d = [p[0] for p in pairs], [p[1] for p in pairs]
-        counts = np.asarray(representation.token_counts(s, d), dtype=np.int64)
+        pairs = sorted(set(representation.conditions(smiles, doses, times)))
+        s, d, t = _columns(pairs)
+        counts = np.asarray(representation.token_counts(s, d, **t), dtype=np.int64)
         tokens = np.zeros((len(pairs), int(counts.max(initial=1)), representation.dim), dtype=np.float16)
         mask = np.zeros(tokens.shape[:2], dtype=bool)
         _encode_into(representation, pairs, tokens, mask, counts, chunk_size)
         return PerturbationFeatures(tokens=tokens, mask=mask, pairs=pairs)
-    entry = cache_entry(representation, smiles, doses, cache_dir, chunk_size=chunk_size, verify=verify)
+    entry = cache_entry(representation, smiles, doses, cache_dir, chunk_size=chunk_size, verify=verify,
+                        times=times)
     return load_embeddings(entry)
 
 
@@ -309,15 +327,18 @@ def embed_dataset(
     dose_key: str = "dose",
     chunk_size: int = 64,
     verify: bool = False,
+    time_key: str = "time",
 ) -> Path:
     """Embed the unique (obs[smiles_key], obs[dose_key]) conditions of the non-control rows of a dataset
-    AnnData (`obs["is_control"]`, else dose 0 or empty SMILES, marks controls); returns the entry folder
-    (open it with `load_embeddings`). For `pertdit embed` (`--verify`: checksum an existing entry)."""
+    AnnData (`obs["is_control"]`, else dose 0 or empty SMILES, marks controls), with obs[time_key] when the
+    representation conditions on time; returns the entry folder (open it with `load_embeddings`). For
+    `pertdit embed` (`--verify`: checksum an existing entry)."""
     cache_dir = cache_dir if cache_dir is not None else representation.cache_dir
     if cache_dir is None:
         raise RepresentationError("embed_dataset needs a cache_dir (or a representation with one)")
     obs = adata.obs
-    for key in (smiles_key, dose_key):
+    keys = (smiles_key, dose_key, time_key) if representation.condition_on_time else (smiles_key, dose_key)
+    for key in keys:
         if key not in obs:
             raise RepresentationError(f"obs has no column {key!r} (columns: {list(obs.columns)})")
     if "is_control" in obs:
@@ -327,4 +348,6 @@ def embed_dataset(
         treated = (dose > 0) & (smiles != "")
     smiles = obs[smiles_key].astype(str).to_numpy()[treated].tolist()
     doses = obs[dose_key].astype(float).to_numpy()[treated].tolist()
-    return cache_entry(representation, smiles, doses, cache_dir, chunk_size=chunk_size, verify=verify)
+    times = obs[time_key].astype(float).to_numpy()[treated].tolist() if representation.condition_on_time else None
+    return cache_entry(representation, smiles, doses, cache_dir, chunk_size=chunk_size, verify=verify,
+                       times=times)

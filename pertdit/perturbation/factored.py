@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pertdit.errors import RepresentationError
-from pertdit.perturbation.base import PerturbationFeatures, condition_pairs
+from pertdit.perturbation.base import Condition, PerturbationFeatures, condition_rows
 
 
 @dataclass
@@ -39,7 +39,7 @@ class FactoredFeatures:
     which); the interface of `PerturbationFeatures` (`pairs`, `lookup`, `gather`, `dim`, `pooled`), with
     `tokens` / `mask` built whole on first use (for small sets only)."""
 
-    def __init__(self, tables: Sequence[TokenTable], index: np.ndarray, pairs: list[tuple[str, float]],
+    def __init__(self, tables: Sequence[TokenTable], index: np.ndarray, pairs: list[Condition],
                  parts: Sequence[str] = ()) -> None:
         self.tables, self.index, self.pairs = list(tables), np.asarray(index, dtype=np.int64), pairs
         self.parts = tuple(parts)
@@ -62,16 +62,11 @@ class FactoredFeatures:
         """L of the longest condition (what a per-condition layout would pad every condition to)."""
         return int(self._lengths.sum(axis=1).max(initial=0))
 
-    def lookup(self, smiles: Sequence[str], doses: Sequence[float]) -> np.ndarray:
-        """(N,) int64 row of each (SMILES, dose) condition."""
-        rows = np.empty(len(smiles), dtype=np.int64)
-        for i, pair in enumerate(condition_pairs(smiles, doses)):
-            if pair not in self._row:
-                raise RepresentationError(
-                    f"condition (SMILES {pair[0]!r}, dose {pair[1]} µM) is not among the {len(self._row)} "
-                    "embedded conditions; embed the dataset again (`pertdit embed`)")
-            rows[i] = self._row[pair]
-        return rows
+    def lookup(self, smiles: Sequence[str], doses: Sequence[float],
+               times: Sequence[float] | None = None) -> np.ndarray:
+        """(N,) int64 row of each (SMILES, dose) condition, or (SMILES, dose, time) condition when the
+        features were embedded per time (`times` ignored otherwise)."""
+        return condition_rows(self._row, smiles, doses, times)
 
     def gather(self, rows: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """tokens (B, L, D) float32 and mask (B, L) of conditions `rows`, L = the longest of these B."""

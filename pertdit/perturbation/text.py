@@ -15,6 +15,7 @@ from pertdit.perturbation.base import (
     PerturbationFeatures,
     PerturbationRepresentation,
     check_doses,
+    check_times,
     parse_smiles,
     resolve_pretrained,
     stable_hash,
@@ -36,8 +37,11 @@ class TextRepresentation(PerturbationRepresentation):
     cannot be had), from RDKit (`"rdkit"`), or from the captioner when its weights can be had and RDKit
     otherwise (`"auto"`; the substitution is logged once and kept in `substitution` / `provenance()`).
     Description and prompt are embedded separately (each with its own [CLS] ... [SEP]) by the encoder's last
-    hidden state. Weights come from a local folder or the Hugging Face cache, downloaded on first use unless
-    offline (`local_files_only: true`, or HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE set).
+    hidden state. `condition_on_time=True` (beyond the paper) adds the time to the prompt (`time_template`,
+    e.g. "The dosage is 0.37 micromoles. The profile was measured 24 hours after treatment."): conditions
+    are then (SMILES, dose, time), and the cache stores one prompt per (dose, time). Weights come from a
+    local folder or the Hugging Face cache, downloaded on first use unless offline (`local_files_only:
+    true`, or HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE set).
     """
 
     def __init__(
@@ -50,6 +54,9 @@ class TextRepresentation(PerturbationRepresentation):
         dose_prompt: bool = True,
         dose_template: str = "The dosage is {dose} micromoles.",
         dose_decimals: int = 4,
+        condition_on_time: bool = False,
+        time_template: str = "The profile was measured {time} hours after treatment.",
+        time_decimals: int = 4,
         pooled: bool = False,
         max_tokens: int = 512,
         batch_size: int = 16,
@@ -67,6 +74,9 @@ class TextRepresentation(PerturbationRepresentation):
         self.dose_prompt = bool(dose_prompt)
         self.dose_template = dose_template
         self.dose_decimals = int(dose_decimals)
+        self.condition_on_time = bool(condition_on_time)
+        self.time_template = time_template
+        self.time_decimals = int(time_decimals)
         self.pooled = bool(pooled)
         self.max_tokens = int(max_tokens)
         self.batch_size = int(batch_size)
@@ -75,6 +85,8 @@ class TextRepresentation(PerturbationRepresentation):
         self.substitution: dict[str, str] | None = None
         self.describer = self._make_describer(describer, dict(captioner or {}), dict(rdkit_description or {}))
         self.name = "text" + ("_pooled" if self.pooled else "") + ("" if self.dose_prompt else "_wo_dosage")
+        if self.condition_on_time:
+            self.name += "_time"
         self._dim: int | None = None
         self._tokenizer = None
         self._model = None
@@ -112,24 +124,40 @@ class TextRepresentation(PerturbationRepresentation):
         return self._dim
 
     def cache_key(self) -> str:
-        return f"{self.name}-" + stable_hash(
-            {
-                "layout": "description+prompt tokens, last hidden state, v1",
-                "describer": self.describer.cache_key(),
-                "encoder_id": self.encoder_id,
-                "encoder_weights": weights_fingerprint(self.encoder_path),
-                "dose_prompt": self.dose_prompt,
-                "dose_template": self.dose_template if self.dose_prompt else None,
-                "dose_decimals": self.dose_decimals if self.dose_prompt else None,
-                "pooled": self.pooled,
-                "max_tokens": self.max_tokens,
-            }
-        )
+        options = {
+            "layout": "description+prompt tokens, last hidden state, v1",
+            "describer": self.describer.cache_key(),
+            "encoder_id": self.encoder_id,
+            "encoder_weights": weights_fingerprint(self.encoder_path),
+            "dose_prompt": self.dose_prompt,
+            "dose_template": self.dose_template if self.dose_prompt else None,
+            "dose_decimals": self.dose_decimals if self.dose_prompt else None,
+            "pooled": self.pooled,
+            "max_tokens": self.max_tokens,
+        }
+        if self.condition_on_time:  # off: the key of a representation without the option, unchanged
+            options.update(time_template=self.time_template, time_decimals=self.time_decimals)
+        return f"{self.name}-" + stable_hash(options)
 
     # -- texts ---------------------------------------------------------------------------------------
-    def prompt(self, dose: float) -> str:
-        """The dose sentence, e.g. 'The dosage is 0.37 micromoles.' (µM, rounded as the authors do)."""
-        return self.dose_template.format(dose=round(float(dose), self.dose_decimals))
+    @property
+    def has_prompt(self) -> bool:
+        """Whether conditions get prompt tokens: the dose sentence and/or (`condition_on_time`) the time's."""
+        return self.dose_prompt or self.condition_on_time
+
+    def prompt(self, dose: float, time: float | None = None) -> str:
+        """The prompt of a condition: the dose sentence, e.g. 'The dosage is 0.37 micromoles.' (µM, rounded
+        as the authors do; left out when `dose_prompt` is off), then with `condition_on_time` the time
+        sentence, e.g. 'The profile was measured 24 hours after treatment.' (`time` in hours, needed then)."""
+        sentences = []
+        if self.dose_prompt:
+            sentences.append(self.dose_template.format(dose=round(float(dose), self.dose_decimals)))
+        if self.condition_on_time:
+            if time is None:
+                raise RepresentationError(f"{self!r} conditions on time: the prompt needs the time (hours)")
+            hours = round(float(check_times([time])[0]), self.time_decimals)
+            sentences.append(self.time_template.format(time=f"{hours:g}"))
+        return " ".join(sentences)
 
     def describe(self, smiles: list[str]) -> list[str]:
         """One description per SMILES; each distinct SMILES is described once per process (and captions are
@@ -170,16 +198,35 @@ class TextRepresentation(PerturbationRepresentation):
         tmp.write_text(json.dumps(descriptions, sort_keys=True, indent=0))
         os.replace(tmp, path)
 
-    def texts(self, smiles: list[str], doses: list[float]) -> list[tuple[str, str | None]]:
-        """(description, prompt or None) of each condition, as the encoder reads them."""
+    def texts(self, smiles: list[str], doses: list[float],
+              times: list[float] | None = None) -> list[tuple[str, str | None]]:
+        """(description, prompt or None) of each condition, as the encoder reads them (`times` in hours,
+        read only with `condition_on_time`)."""
         check_doses(doses, smiles)
         descriptions = self.describe(list(smiles))
-        prompts = [self.prompt(d) if self.dose_prompt else None for d in doses]
-        return list(zip(descriptions, prompts))
+        return list(zip(descriptions, self._prompt_texts(smiles, doses, times)))
+
+    def _prompt_texts(self, smiles: list[str], doses: list[float],
+                      times: list[float] | None) -> list[str | None]:
+        """The prompt of each condition (None for every one without `has_prompt`)."""
+        if not self.has_prompt:
+            return [None] * len(smiles)
+        doses = check_doses(doses, smiles)
+        hours = self.condition_times(smiles, times)
+        if hours is None:
+            return [self.prompt(d) for d in doses]
+        if len(hours) != len(smiles):
+            raise RepresentationError(f"{len(smiles)} SMILES but {len(hours)} times")
+        return [self.prompt(d, t) for d, t in zip(doses, hours)]
 
     def provenance(self) -> dict[str, str]:
-        """Class, name and cache key, the encoder, the describer that ran and any substitution made."""
-        out = {**super().provenance(), "encoder_id": self.encoder_id, "describer": self.describer_name}
+        """Class, name and cache key, the encoder (its id and the folder its weights were read from: a local
+        folder such as a small-scale run's tiny random BERT replaces the id's weights), the describer that ran
+        and any substitution made."""
+        out = {**super().provenance(), "encoder_id": self.encoder_id, "encoder_path": str(self.encoder_path),
+               "describer": self.describer_name}
+        if self.condition_on_time:
+            out["condition_on_time"] = "true"
         if isinstance(self.describer, Seq2SeqCaptioner):
             out["captioner_id"] = self.describer.model_id
         if self.substitution:
@@ -190,14 +237,16 @@ class TextRepresentation(PerturbationRepresentation):
     def token_parts(self) -> tuple[str, ...]:
         if self.pooled:
             return ()
-        return ("description", "prompt") if self.dose_prompt else ("description",)
+        return ("description", "prompt") if self.has_prompt else ("description",)
 
-    def part_keys(self, part: str, smiles: list[str], doses: list[float]) -> list[str]:
-        """description: the SMILES; prompt: the prompt text (doses that round alike share it)."""
+    def part_keys(self, part: str, smiles: list[str], doses: list[float],
+                  times: list[float] | None = None) -> list[str]:
+        """description: the SMILES; prompt: the prompt text (doses, and with `condition_on_time` (dose,
+        time) pairs, that round alike share it)."""
         if part == "description":
             return [str(s) for s in smiles]
         if part == "prompt":
-            return [self.prompt(d) for d in check_doses(doses, smiles)]
+            return self._prompt_texts(smiles, doses, times)
         raise RepresentationError(f"{self!r} has no token part {part!r} (parts: {self.token_parts()})")
 
     def _part_texts(self, part: str, keys: list[str]) -> list[str]:
@@ -234,12 +283,13 @@ class TextRepresentation(PerturbationRepresentation):
         ids = self._load_tokenizer()(texts, truncation=True, max_length=self.max_tokens)["input_ids"]
         return np.array([len(i) for i in ids], dtype=np.int64)
 
-    def token_counts(self, smiles: list[str], doses: list[float]) -> np.ndarray:
+    def token_counts(self, smiles: list[str], doses: list[float],
+                     times: list[float] | None = None) -> np.ndarray:
         if self.pooled:
             return np.ones(len(smiles), dtype=np.int64)
-        pairs = self.texts(smiles, doses)
+        pairs = self.texts(smiles, doses, times)
         counts = self._token_count([d for d, _ in pairs])
-        if self.dose_prompt:
+        if self.has_prompt:
             counts += self._token_count([p for _, p in pairs])
         return counts
 
@@ -268,15 +318,17 @@ class TextRepresentation(PerturbationRepresentation):
         self._prompt_embeddings.update(zip(todo, self.embed_texts(todo)))
         return [self._prompt_embeddings[p] for p in prompts]
 
-    def encode(self, smiles: list[str], doses: list[float]) -> PerturbationFeatures:
-        """tokens (N, L, D) float32 with L the longest description + prompt of this call (1 when pooled)."""
+    def encode(self, smiles: list[str], doses: list[float],
+               times: list[float] | None = None) -> PerturbationFeatures:
+        """tokens (N, L, D) float32 with L the longest description + prompt of this call (1 when pooled);
+        `times` (N,) hours, read only with `condition_on_time`."""
         if len(smiles) != len(doses):
             raise RepresentationError(f"{len(smiles)} SMILES but {len(doses)} doses")
-        pairs = self.texts(smiles, doses)
+        pairs = self.texts(smiles, doses, times)
         unique = sorted({d for d, _ in pairs})
         described = dict(zip(unique, self.embed_texts(unique)))
         pieces = [[described[d]] for d, _ in pairs]
-        if self.dose_prompt:
+        if self.has_prompt:
             for piece, prompt in zip(pieces, self._prompts([p for _, p in pairs])):
                 piece.append(prompt)
         lengths = [sum(len(p) for p in piece) for piece in pieces]

@@ -86,6 +86,23 @@ def test_the_data_geo_path_equals_the_in_memory_computation(release, data_dir: P
     assert set(streamed.obs["source"]) == {"SYNTH"}  # the release's name (data.geo.releases[].name)
 
 
+def test_the_streamed_path_records_the_prnet_target_total_as_the_in_memory_path_does(release, tmp_path: Path):
+    """So `pertdit predict` can put a raw or basal profile on the streamed dataset's scale."""
+    from pertdit.data.transforms import prnet_transform, transform_like
+
+    streamed = load_dataset(geo={"releases": [release], "chunk_profiles": 64}, cache_dir=tmp_path / "cache")
+    raw = in_memory(release, list(streamed.var_names))
+    raw_again = preprocess(read_geo_release(release["level3"], release["inst_info"], release["pert_info"],
+                                            release["cell_info"], gene_info=release["gene_info"]),
+                           None, PreprocessConfig(genes=list(streamed.var_names), transform="none"), source="raw")
+    target = streamed.uns["pertdit"]["transform_target_sum"]
+    assert target == pytest.approx(raw.uns["pertdit"]["transform_target_sum"], rel=1e-12)
+    np.testing.assert_array_equal(prnet_transform(raw_again.X, target_sum=target), np.asarray(streamed.X))
+    new_profile = raw_again.X[:1] * 1.5  # a raw profile that is not in the dataset
+    np.testing.assert_allclose(transform_like(new_profile, streamed.uns["pertdit"]),
+                               prnet_transform(new_profile, target_sum=raw.uns["pertdit"]["transform_target_sum"]))
+
+
 def test_the_result_does_not_depend_on_the_block_size(release, tmp_path: Path):
     one = load_dataset(geo={"releases": [release], "chunk_profiles": 1}, cache_dir=tmp_path / "one")
     whole = load_dataset(geo={"releases": [release], "chunk_profiles": 100_000}, cache_dir=tmp_path / "whole")

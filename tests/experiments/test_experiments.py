@@ -35,6 +35,12 @@ def options(group: str) -> set[str]:
     return {p.stem for p in (CONFIG_DIR / group).glob("*.yaml")}
 
 
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory) -> Path:
+    """One cache folder for this module's tests on real data: the collection is preprocessed once."""
+    return tmp_path_factory.mktemp("cache")
+
+
 def compose_train(overrides: list[str], hydra_config: bool = False):
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
@@ -92,7 +98,8 @@ def test_method_sets_its_model_and_representation(method):
     cfg = compose_train(["experiment=figure3d", f"method={method}"], hydra_config=True)
     choices = cfg.hydra.runtime.choices
     assert choices.model == method
-    expected = {"adadit_text": "text_pooled", "adadit_rdkit": "rdkit", "prnet": "rdkit", "chemcpa": "rdkit"}
+    expected = {"adadit_text": "text_pooled", "adadit_rdkit": "rdkit", "prnet": "rdkit", "chemcpa": "rdkit",
+                "mean_shift": "rdkit"}
     assert choices.perturbation == expected.get(method, "text")
 
 
@@ -118,7 +125,26 @@ def test_small_scale_overrides_of_the_sweep_replace_its_values():
 
     params, fixed = sweep_params("figure2a", ["scale=small", "seed=0,1", "split.test_set=drug_unseen"])
     assert params["seed"] == ["0", "1"] and params["split.test_set"] == ["drug_unseen"]
-    assert params["method"] == ["crossdit", "catcrossdit", "prnet", "chemcpa"] and fixed == ["scale=small"]
+    assert params["method"] == ["crossdit", "catcrossdit", "prnet", "chemcpa", "mean_shift"]
+    assert fixed == ["scale=small"]
+
+
+def test_a_later_override_of_a_swept_key_wins():
+    from experiments.plan import sweep_params
+
+    params, _ = sweep_params("figure2a", ["scale=small", "seed=0,1", "seed=0"])
+    assert params["seed"] == ["0"]
+    params, _ = sweep_params("figure2a", ["seed=2", "seed=0,1"])
+    assert params["seed"] == ["0", "1"]
+
+
+@pytest.mark.parametrize("method", ["crossdit", "prnet", "chemcpa"])
+def test_small_scale_gives_every_training_the_common_cpu_budget(method):
+    small = compose_train(["experiment=figure2a", f"method={method}"])
+    assert small.callbacks.compute_budget.cpu_minutes == small.scale.cpu_minutes == 2
+    assert small.split.test_cells == ["HT115"] and small.diffusion.sampler == "ddim"
+    full = compose_train(["experiment=figure2a", f"method={method}", "scale=full"])
+    assert full.callbacks.compute_budget.cpu_minutes is None
 
 
 def test_experiment_names_its_sweep_directory():
@@ -251,33 +277,33 @@ def test_figure_modules_write_png_and_pdf(fake_sweeps, tmp_path):
     assert sorted(p.name for p in written) == ["figure2b.pdf", "figure2b.png", "figure3.pdf", "figure3.png"]
 
 
-# -- on the bundled plate -----------------------------------------------------------------------------------
-def test_reproduce_plans_what_the_plate_supports(data_dir, tmp_path, monkeypatch):
+# -- on the shipped collection -------------------------------------------------------------------------------
+def test_reproduce_plans_the_collection_benchmark_at_small_scale(data_dir, module_cache, monkeypatch):
     from experiments import plan
 
     monkeypatch.setenv("PERTDIT_DATA", str(data_dir))
-    monkeypatch.setenv("PERTDIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PERTDIT_CACHE", str(module_cache))
     plan_2a, plan_2b = plan.plan_figure(figure2, "small", [])
-    assert plan_2a.params["split.test_set"] == ["drug_unseen"] and "split.cell_fraction=0" in plan_2a.fixed
-    assert {s.split(":")[0] for s in plan_2a.skipped} == {"split.test_set=cell_line_unseen",
-                                                          "split.test_set=both_unseen"}
-    assert plan_2b.params["split"] == ["random_fold", "drug_fold"]
-    assert plan_2b.skipped[0].startswith("split=cell_fold: ") and "cell line" in plan_2b.skipped[0]
+    # one training per (method, seed) scored on the three unseen test sets, HT115 the held-out cell line
+    assert plan_2a.params["split.test_set"] == ["all"] and not plan_2a.skipped
+    assert compose_train(["experiment=figure2a", "scale=small"]).split.test_cells == ["HT115"]
+    assert plan_2b.params["split"] == ["random_fold", "drug_fold", "named_cell_fold"] and not plan_2b.skipped
     plans = {p.experiment: p for p in plan.plan_figure(figure3, "small", [])}
     assert plans["figure3c"].params["method"] == ["catonlycrossdit"]
     assert plans["figure3c"].reused == {"catcrossdit": "figure3d"}
 
 
-def test_reproduce_dry_run_passes_overrides_after_double_dash(data_dir, tmp_path, monkeypatch, capsys):
+def test_reproduce_dry_run_passes_overrides_after_double_dash(data_dir, module_cache, tmp_path, monkeypatch,
+                                                              capsys):
     from experiments import reproduce
 
     monkeypatch.setenv("PERTDIT_DATA", str(data_dir))
-    monkeypatch.setenv("PERTDIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PERTDIT_CACHE", str(module_cache))
     monkeypatch.setattr(reproduce.console, "width", 400)
     assert reproduce.main(["figure2", "--dry-run", "--out", str(tmp_path), "--", "scale.max_epochs.dit=2"]) == 0
     printed = capsys.readouterr().out
     assert "experiment=figure2a" in printed and "experiment=figure2b" in printed
-    assert printed.count("scale.max_epochs.dit=2") == 2 and "skipped split=cell_fold" in printed
+    assert printed.count("scale.max_epochs.dit=2") == 2 and "named_cell_fold" in printed
     assert not (tmp_path / "sweeps").exists(), "a dry run runs nothing"
 
 
@@ -294,3 +320,95 @@ def test_a_two_job_sweep_through_the_cli_is_collected(data_dir, tmp_path):
     assert set(table["experiment"]) == {"tiny_sweep"} and set(table["split"]) == {"drug_unseen"}
     pcc = table[(table["metric"] == "pcc_lnfc") & (table["grouping"] == "drug")].set_index("method")["mean"]
     assert np.isnan(pcc["control"]) and pcc["mean_shift"] > 0
+    # the small-scale check scores the same runs on their validation rows, training nothing
+    from experiments.small_scale_study import score_sweeps
+
+    validation = score_sweeps([sweep_dir], tmp_path / "validation_runs.csv").set_index("method")
+    assert sorted(validation.index) == ["control", "mean_shift"] and (validation["n_val"] > 0).all()
+    assert np.isnan(validation.loc["control", "val_pcc_lnfc_per_sample"])
+    assert validation.loc["mean_shift", "val_pcc_lnfc_per_sample"] > 0
+    assert validation["trained_steps"].isna().all(), "baselines: statistics of the training rows"
+
+
+def _finished_job(folder: Path, overrides: list[str]) -> Path:
+    """A finished run folder: the resolved config of `overrides` and a metrics file (no training)."""
+    from experiments.plan import compose_job
+
+    cfg = compose_job(overrides)
+    cfg.paths.run_dir = str(folder)
+    folder.mkdir(parents=True)
+    OmegaConf.save(cfg, folder / "config.yaml", resolve=True)
+    (folder / "metrics_drug_unseen.csv").write_text(",".join(METRIC_COLUMNS) + "\n")
+    return folder
+
+
+def test_figure3d_reuses_figure2as_runs_of_the_same_configuration(tmp_path):
+    from experiments.plan import SweepPlan, reuse_finished_runs, sweep_params
+
+    small = ["scale=small", "seed=0", "split.test_set=all"]
+    for i, method in enumerate(["crossdit", "catcrossdit"]):
+        _finished_job(tmp_path / "figure2a" / str(i), ["experiment=figure2a", *small, f"method={method}"])
+    params, fixed = sweep_params("figure3d", small)
+    plan = SweepPlan("figure3d", dict(params), fixed)
+    reuse_finished_runs(plan, [tmp_path / "figure2a"])
+    assert plan.params["method"] == [] and set(plan.reused) == {"crossdit", "catcrossdit"}
+    other_seed = SweepPlan("figure3d", {**params, "seed": ["1"]}, fixed)
+    reuse_finished_runs(other_seed, [tmp_path / "figure2a"])
+    assert other_seed.params["method"] == ["crossdit", "catcrossdit"], "another seed is another configuration"
+
+
+# -- small scale on the shipped collection: named cell folds, organs, captions --------------------------------
+@pytest.fixture(scope="module")
+def collection(data_dir, module_cache):
+    """The preprocessed shipped collection (data=bundle), read with the module's cache."""
+    from experiments.plan import compose_job, load_data
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PERTDIT_DATA", str(data_dir))
+        patch.setenv("PERTDIT_CACHE", str(module_cache))
+        yield load_data(compose_job(["experiment=figure2b", "split=named_cell_fold"]))
+
+
+@pytest.mark.parametrize("fold", [0, 4])
+def test_a_named_cell_fold_tests_every_profile_of_its_cell_lines_and_trains_on_none(collection, fold):
+    cfg = compose_train(["experiment=figure2b", "split=named_cell_fold", f"split.fold={fold}"])
+    cells = set(cfg.scale.cell_folds[fold])
+    assert set(cfg.split.test_cells) == cells
+    adata = collection.copy()
+    column = instantiate(cfg.split).apply(adata)
+    obs = adata.obs[~adata.obs["is_control"].astype(bool)]
+    tested = obs[obs[column].astype(str).str.contains("unseen")]
+    assert len(tested) and set(tested["cell_id"]) <= cells
+    assert not set(obs.loc[obs[column].isin(["train", "val"]), "cell_id"]) & cells, "no leakage"
+    assert len(tested) == int(obs["cell_id"].isin(cells).sum())
+
+
+def test_a_cell_fold_outside_the_named_folds_says_how_many_there_are():
+    cfg = compose_train(["experiment=figure2b", "split=named_cell_fold", "split.fold=5"])
+    with pytest.raises(Exception, match="5 named folds"):
+        OmegaConf.to_container(cfg.split, resolve=True)
+
+
+def test_the_organ_sweep_at_small_scale_holds_out_the_organs_with_enough_data(collection, data_dir, module_cache,
+                                                                             monkeypatch):
+    from experiments import organ, plan
+
+    monkeypatch.setenv("PERTDIT_DATA", str(data_dir))
+    monkeypatch.setenv("PERTDIT_CACHE", str(module_cache))
+    (holdout,) = plan.plan_figure(organ, "small", [])
+    assert holdout.params["split.organ"] == ["skin", "colon", "breast"]
+    assert any("lung (21 < 30 profiles)" in note for note in holdout.notes)
+    (named,) = plan.plan_figure(organ, "small", ["split.organ=skin"])
+    assert named.params["split.organ"] == ["skin"], "the user's organs win"
+
+
+def test_the_caption_names_the_text_encoder_and_describer_of_the_text_rows():
+    from experiments.plots import representation_caption
+
+    table = pd.DataFrame({"label": ["CrossDiT", "PRnet", "mean_shift"],
+                          "text_encoder": ["tiny random BERT (tiny-random-bert, no pre-trained weights)", "", ""],
+                          "describer": ["RDKit descriptions (instead of captioner: not on the machine)", "", ""]})
+    caption = representation_caption(table)
+    assert "Text-based rows (CrossDiT): text encoder tiny random BERT" in caption
+    assert "descriptions: RDKit descriptions (instead of captioner" in caption
+    assert "PRnet: the RDKit fingerprint" in caption and "mean_shift" not in caption

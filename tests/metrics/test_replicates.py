@@ -3,6 +3,7 @@ scipy/sklearn on synthetic data and on real replicate plates (HT115 X1/X2, SKBR3
 
 from __future__ import annotations
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +13,13 @@ from sklearn.metrics import r2_score
 from pertdit.lit.predictions import build_prediction_adata
 from pertdit.metrics import compute_measures, evaluate_h5ad, evaluate_prediction
 from pertdit.metrics.measures import GROUPINGS
-from pertdit.metrics.replicates import CEILING_COLUMNS, replicate_ceiling, replicate_predictions
+from pertdit.metrics.replicates import (
+    CEILING_COLUMNS,
+    replicate_blocks,
+    replicate_ceiling,
+    replicate_predictions,
+    streamed_ceiling,
+)
 
 GROUPED = ("cov_drug_dose", "cov_drug", "drug_dose", "drug")
 GROUP_COLUMNS = {"cov_drug_dose": ["cell", "drug", "dose"], "cov_drug": ["cell", "drug"],
@@ -210,3 +217,60 @@ def test_training_run_reports_the_ceiling_and_evaluate_reproduces_it(data_dir, t
     pred = ad.read_h5ad(tmp_path / "run" / "PRED.h5ad")
     assert {"smiles", "replicate_group"} <= set(pred.obs.columns)
     pd.testing.assert_frame_equal(evaluate_h5ad(tmp_path / "run" / "PRED.h5ad"), table, rtol=1e-5)
+
+
+# -- bounded memory: blocks of whole replicate groups -----------------------------------------------------------
+def test_blocks_hold_whole_replicate_groups_and_skip_rows_without_one():
+    groups = np.array(["a", "b", "a", "c", "d", "b", "d", "e", "d", "a"])
+    blocks, unreplicated = replicate_blocks(groups, block_rows=2)
+    assert unreplicated == 2  # c and e have one well each: never read
+    assert [list(b) for b in blocks] == [[0, 2, 9], [1, 5], [4, 6, 8]]  # each group whole, rows in dataset order
+    assert [list(b) for b in replicate_blocks(groups, block_rows=100)[0]] == [[0, 2, 9, 1, 5, 4, 6, 8]]
+
+
+@pytest.mark.parametrize("block_rows", [1, 7, 50])
+def test_the_ceiling_in_small_blocks_equals_the_ceiling_in_one_block(block_rows):
+    obs, truth, pred, control = _replicated_data(n_groups=60)
+    args = (truth, pred, control, obs["cell"], obs["drug"], obs["dose"], obs["group"])
+    whole = replicate_ceiling(*args, relu=True, block_rows=10**6)
+    blocked = replicate_ceiling(*args, relu=True, block_rows=block_rows)
+    pd.testing.assert_frame_equal(blocked, whole, rtol=1e-10)
+    _check_against_reference(replicate_ceiling(*args, block_rows=block_rows), obs, truth, pred, control)
+
+
+def test_the_streamed_ceiling_reads_one_block_of_whole_groups_at_a_time():
+    obs, truth, pred, control = _replicated_data(n_groups=60, wells=(2, 3, 4))
+    reads = []
+
+    def read(rows):
+        reads.append(np.asarray(rows))
+        return truth[rows], pred[rows], control[rows]
+
+    streamed_ceiling(read, obs["cell"], obs["drug"], obs["dose"], obs["group"], block_rows=16)
+    assert max(len(r) for r in reads) <= 16 + 4 - 1 and len(reads) > 5
+    groups = obs["group"].to_numpy()
+    for rows in reads:  # every group read is read whole
+        for group in set(groups[rows]):
+            assert (groups[rows] == group).sum() == (groups == group).sum()
+
+
+def test_evaluate_scores_a_file_in_blocks_exactly_as_in_memory(tmp_path):
+    obs, truth, pred, control = _replicated_data(n_groups=80)
+    columns = {"cell_id": "cell", "drug": "drug", "dose": "dose", "replicate_group": "group"}
+    adata = ad.AnnData(X=pred.astype(np.float32), obs=pd.DataFrame(
+        {name: obs[column].to_numpy() for name, column in columns.items()}, index=[f"p{i}" for i in range(len(obs))]))
+    adata.layers["truth"], adata.layers["control"] = truth.astype(np.float32), control.astype(np.float32)
+    path = tmp_path / "PRED.h5ad"
+    adata.write_h5ad(path)
+    in_memory = evaluate_prediction(ad.read_h5ad(path))
+    pd.testing.assert_frame_equal(evaluate_h5ad(path, block_rows=9), in_memory, rtol=1e-9)
+
+
+def test_the_evaluate_memory_benchmark_writes_a_replicated_file_and_scores_it(tmp_path):
+    from pertdit.bench.eval_file_memory import measure, write_synthetic_prediction
+
+    path = write_synthetic_prediction(tmp_path / "PRED.h5ad", n=61, genes=12, group_size=3)
+    result = measure(path)
+    assert (result["profiles"], result["genes"]) == (61, 12)
+    assert result["ceiling_profiles"] == 60  # 20 groups of 3 wells; the 61st well has no replicate
+    assert result["peak_growth_bytes"] >= 0 and result["profiles_bytes"] == 3 * 61 * 12 * 4

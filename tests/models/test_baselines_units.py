@@ -239,6 +239,55 @@ def test_chemcpa_unseen_cell_line_gets_the_mean_embedding_of_the_seen_ones():
     assert torch.isfinite(predict(module, batch)).all()
 
 
+# -- a drug or cell line outside the dataset's list (index -1, e.g. a new SMILES given to `pertdit predict`) ------
+@pytest.mark.parametrize("dose_encoder", ["sigmoid", "logsigmoid"])
+def test_chemcpa_a_drug_outside_the_dataset_gets_the_seen_mean_dose_response_not_the_last_drugs(dose_encoder):
+    net = ChemCPA(G, D, N_DRUGS, N_CELLS, dose_encoder=dose_encoder, **CHEMCPA_SIZES)
+    with torch.no_grad():
+        net.dose_response.beta.copy_(torch.arange(1, N_DRUGS + 1, dtype=torch.float32))
+        net.dose_response.bias.copy_(torch.linspace(-1, 1, N_DRUGS))
+    net.mark_seen(torch.tensor([0, 1, N_DRUGS - 1]), torch.tensor([0]))  # the last drug was seen
+    embedding = torch.ones(3, CHEMCPA_SIZES["latent_dim"])
+    with torch.no_grad():
+        outside, never_seen, last = net.dose_response(embedding, torch.full((3,), 2.0),
+                                                      torch.tensor([-1, 6, N_DRUGS - 1]), net.seen_drugs)
+    assert float(outside) == pytest.approx(float(never_seen), rel=1e-6)  # as a listed drug training never saw
+    assert abs(float(outside) - float(last)) > 1e-3  # not the last drug's parameters (index -1's old meaning)
+    seen = torch.tensor([0, 1, N_DRUGS - 1])
+    beta, bias = (float(p.detach()[seen].mean()) for p in (net.dose_response.beta, net.dose_response.bias))
+    x = np.log1p(2.0) if dose_encoder == "logsigmoid" else 2.0
+    assert float(outside) == pytest.approx(1 / (1 + np.exp(-(x * beta + bias))) - 1 / (1 + np.exp(-bias)),
+                                           rel=1e-5)
+
+
+def test_chemcpa_amortized_dose_response_embeds_a_drug_outside_the_dataset_from_its_representation():
+    """ChemCPA's way for unseen drugs (its default doser): the drug index is not read at all."""
+    net = ChemCPA(G, D, N_DRUGS, N_CELLS, dose_encoder="amortized", **CHEMCPA_SIZES).eval()
+    net.mark_seen(torch.tensor([0, 1]), torch.tensor([0]))
+    vector, dose = torch.rand(1, D), torch.tensor([3.0])
+    with torch.no_grad():
+        outside = net.drug_embedding(vector, dose, torch.tensor([-1]))
+        listed = net.drug_embedding(vector, dose, torch.tensor([1]))
+        other = net.drug_embedding(torch.rand(1, D), dose, torch.tensor([-1]))
+    torch.testing.assert_close(outside, listed)
+    assert not torch.allclose(outside, other)
+
+
+def test_chemcpa_a_cell_line_outside_the_dataset_gets_the_mean_embedding_of_the_seen_ones():
+    net = ChemCPA(G, D, N_DRUGS, N_CELLS, **CHEMCPA_SIZES)
+    net.mark_seen(torch.tensor([0]), torch.tensor([0, N_CELLS - 1]))
+    expected = net.cell_embedding.weight[[0, N_CELLS - 1]].mean(0)
+    torch.testing.assert_close(net.cell_embeddings(torch.tensor([-1]))[0], expected)
+
+
+@pytest.mark.parametrize("index", [-2, N_DRUGS])
+def test_chemcpa_a_drug_index_outside_minus_one_to_n_drugs_is_an_error(index):
+    net = ChemCPA(G, D, N_DRUGS, N_CELLS, dose_encoder="sigmoid", **CHEMCPA_SIZES)
+    with pytest.raises(IndexError, match=r"outside \[-1, 8\)"):
+        net.dose_response(torch.ones(1, CHEMCPA_SIZES["latent_dim"]), torch.tensor([1.0]), torch.tensor([index]),
+                          net.seen_drugs)
+
+
 @pytest.mark.parametrize("schedule, pattern", [("chemcpa", ["adversary", "autoencoder", "autoencoder"]),
                                                ("cpa", ["autoencoder", "adversary", "adversary"])])
 def test_chemcpa_alternates_adversary_and_autoencoder_updates(schedule, pattern):
