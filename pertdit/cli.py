@@ -68,6 +68,9 @@ def _evaluate(argv: list[str]) -> int:
     parser.add_argument("--relu", choices=("auto", "on", "off"), default="auto",
                         help="ReLU on predictions before scoring (auto: as recorded in the file)")
     parser.add_argument("--control-reference", choices=("paired", "cell_mean"), default="paired")
+    parser.add_argument("--calibration-out", type=Path, default=None,
+                        help="calibration CSV to write when the file holds a predicted spread (default: beside "
+                             "--out, 'metrics' in its name replaced by 'calibration'); docs/calibration.md")
     args = parser.parse_args(argv)
     relu = {"auto": None, "on": True, "off": False}[args.relu]
     table = evaluate_h5ad(args.pred, relu=relu, control_reference=args.control_reference)
@@ -84,7 +87,35 @@ def _evaluate(argv: list[str]) -> int:
     if args.out:
         path = write_metrics_csv(table, args.out)
         print(f"written: {path} ({len(table)} measures of {args.pred})")
+    _evaluate_calibration(args.pred, args.calibration_out or _calibration_path(args.out))
     return 0
+
+
+def _calibration_path(metrics_out: Path | None) -> Path | None:
+    if metrics_out is None:
+        return None
+    name = metrics_out.name
+    return metrics_out.with_name(name.replace("metrics", "calibration") if "metrics" in name
+                                 else f"{metrics_out.stem}_calibration.csv")
+
+
+def _evaluate_calibration(pred_path: Path, out: Path | None) -> None:
+    """Print (and write to `out`) the calibration of the PRED.h5ad's spread layers, when it has them."""
+    import anndata as ad
+    import h5py
+
+    from pertdit.metrics.calibration import (format_calibration, prediction_calibration, spread_layer_names,
+                                             write_calibration_csv)
+
+    with h5py.File(pred_path, "r") as file:
+        has_spread = "layers" in file and all(n in file["layers"] for n in spread_layer_names() if n != "pit")
+    if not has_spread:
+        print(f"no predicted spread in {pred_path} (layers {', '.join(spread_layer_names())}): no calibration")
+        return
+    table = prediction_calibration(ad.read_h5ad(pred_path))
+    print("calibration of the predicted spread (docs/calibration.md):\n" + format_calibration(table))
+    if out:
+        print(f"written: {write_calibration_csv(table, out)}")
 
 
 def _is_smoke_prediction(path: Path) -> bool:

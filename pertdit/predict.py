@@ -32,6 +32,7 @@ from pertdit.checkpoints import best_checkpoint, load_checkpoint
 from pertdit.control_profiles import ControlProfile, check_scale, choose_control
 from pertdit.data.sources import write_quietly
 from pertdit.errors import DataError, RepresentationError
+from pertdit.metrics.calibration import sample_spread
 from pertdit.provenance import config_hash, model_choice
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,10 @@ def _prediction_adata(run: TrainedRun, X: np.ndarray, control: ControlProfile, s
     var["mean"] = X.mean(axis=0, dtype=np.float64)
     var["sd"] = X.std(axis=0, ddof=1, dtype=np.float64) if n > 1 else 0.0
     var["lnfc"] = var["mean"] - var["control"]
+    if n > 1:  # central 50 % / 90 % intervals of a Gaussian fit to the samples (metrics/calibration.py)
+        for name, value in sample_spread(X[:, None, :]).items():
+            if name.startswith("interval_"):
+                var[name] = value[0].astype(np.float64)
     var["rank"] = var["lnfc"].rank(ascending=False, method="first").astype(int)
     out = ad.AnnData(X=X.astype(np.float32), obs=obs, var=var)
     out.layers["control"] = np.broadcast_to(control.values.astype(np.float32), X.shape).copy()
@@ -223,8 +228,10 @@ def _prediction_adata(run: TrainedRun, X: np.ndarray, control: ControlProfile, s
 
 
 def gene_table(pred: ad.AnnData) -> pd.DataFrame:
-    """gene, control, mean, sd, lnfc, rank of a prediction, ordered by rank (most up-regulated first)."""
-    table = pred.var[["control", "mean", "sd", "lnfc", "rank"]].copy()
+    """gene, control, mean, sd, lnfc, rank of a prediction, and the central 50 % / 90 % intervals of its
+    samples (interval_50_lower, ..., when it has several), ordered by rank (most up-regulated first)."""
+    intervals = [c for c in pred.var.columns if c.startswith("interval_")]
+    table = pred.var[["control", "mean", "sd", "lnfc", "rank", *intervals]].copy()
     table.insert(0, "gene", pred.var_names.astype(str))
     return table.sort_values("rank").reset_index(drop=True)
 

@@ -19,6 +19,7 @@ from pertdit.callbacks import ComputeBudget
 from pertdit.checkpoints import check_checkpoint, load_checkpoint, resume_checkpoint, safe_loading
 from pertdit.console import configure_console, log_every_n_steps
 from pertdit.metrics import evaluate_h5ad, format_table, write_metrics_csv
+from pertdit.metrics.calibration import format_calibration, write_calibration_csv
 from pertdit.provenance import (
     PROVENANCE_FILE,
     SUBSTITUTION_COLUMN,
@@ -70,7 +71,7 @@ def build_model(cfg: DictConfig, dm, run_dir: Path) -> L.LightningModule:
     prediction_path = str(run_dir / prediction_name) if cfg.eval.write_predictions else None
     return instantiate(cfg.model, **dm.dims, relu_predictions=bool(relu),
                        control_reference=cfg.eval.control_reference, prediction_path=prediction_path,
-                       _recursive_=False, _convert_="all")
+                       record_spread=bool(cfg.eval.get("spread", True)), _recursive_=False, _convert_="all")
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -149,6 +150,7 @@ def _test_set(cfg: DictConfig, trainer: L.Trainer, model, dm, run_dir: Path, smo
     if model.prediction_path is not None:
         model.prediction_path = str(run_dir / prediction_name)
     model.test_table = None
+    model.calibration_table = None
     best = _best_checkpoint_path(trainer)
     model.provenance = run_provenance(cfg, test_set or dm.split.name, best or "final weights (no checkpoint)",
                                       smoke)
@@ -166,6 +168,11 @@ def _test_set(cfg: DictConfig, trainer: L.Trainer, model, dm, run_dir: Path, smo
         if substitution:
             table = table.assign(**{SUBSTITUTION_COLUMN: substitution})
         written.append(write_metrics_csv(table, run_dir / metrics_name))
+        if getattr(model, "calibration_table", None) is not None:
+            written.append(write_calibration_csv(model.calibration_table, run_dir / metrics_name.replace(
+                "metrics", "calibration")))
+            log.info("calibration of the predicted spread (docs/calibration.md):\n%s",
+                     format_calibration(model.calibration_table))
         log.info("test measures (%s, split %s%s):\n%s", cfg.model._target_.rsplit(".", 1)[-1],
                  test_set or dm.split.name, ", smoke test" if smoke else "", format_table(table))
     if model.prediction_path and Path(model.prediction_path).is_file():

@@ -77,7 +77,8 @@ def test_the_command_writes_samples_and_a_gene_table(run, run_dir, tmp_path):
     table = pd.read_csv(out.with_suffix(".csv"))
     n_genes = run.datamodule.dims["n_genes"]
     assert pred.shape == (3, n_genes) and list(pred.var_names) == run.datamodule.genes
-    assert list(table.columns) == ["gene", "control", "mean", "sd", "lnfc", "rank"]
+    assert list(table.columns) == ["gene", "control", "mean", "sd", "lnfc", "rank", "interval_50_lower",
+                                   "interval_50_upper", "interval_90_lower", "interval_90_upper"]
     assert sorted(table["rank"]) == list(range(1, n_genes + 1))
     table = table.set_index("gene").loc[pred.var_names]
     np.testing.assert_allclose(table["mean"], pred.X.mean(axis=0), rtol=1e-5, atol=1e-5)
@@ -174,6 +175,21 @@ def test_several_samples_have_a_spread_and_one_has_none(run):
     np.testing.assert_array_equal(many.var["sd"] > 0, (many.X > 0).any(axis=0))
     assert one.n_obs == 1 and (one.var["sd"] == 0).all()
     assert many.uns["pertdit"]["stochastic"] and many.uns["pertdit"]["n_samples"] == 5
+
+
+def test_the_gene_table_gives_the_central_intervals_of_the_samples(run):
+    """50 % / 90 % intervals of a Gaussian fit to the samples (Student-t predictive, docs/calibration.md)."""
+    from scipy import stats
+
+    many = predict(run, ASPIRIN, 10.0, "A375", n_samples=6, seed=0)
+    table = gene_table(many).set_index("gene")
+    X = many.X.astype(np.float64)
+    half = stats.t.ppf(0.95, 5) * X.std(0, ddof=1) * np.sqrt(1 + 1 / 6)
+    genes = many.var_names.astype(str)
+    np.testing.assert_allclose(table.loc[genes, "interval_90_upper"], X.mean(0) + half, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(table.loc[genes, "interval_90_lower"], X.mean(0) - half, rtol=1e-4, atol=1e-5)
+    assert (table["interval_50_upper"] <= table["interval_90_upper"]).all()
+    assert "interval_90_lower" not in gene_table(predict(run, ASPIRIN, 10.0, "A375", n_samples=1))
 
 
 def test_a_control_file_replaces_the_vehicle_mean(run, tmp_path):

@@ -38,6 +38,23 @@ def test_cpu_quick_leaves_the_cpu_sized_models_at_their_defaults(model, tmp_path
                                                                                           tmp_path).model
 
 
+@pytest.mark.parametrize("model", DITS)
+def test_cpu_quick_v_is_cpu_quick_with_v_prediction(model, tmp_path):
+    """The project's recipe at a CPU budget (docs/recipe.md): one key changed from cpu_quick."""
+    quick = _compose([f"model={model}", "preset=cpu_quick"], tmp_path)
+    best = _compose([f"model={model}", "preset=cpu_quick_v"], tmp_path)
+    assert best.model.prediction == "v" and best.diffusion.prediction == "v"
+    assert _compose([f"model={model}", "preset=cpu_quick", "diffusion.prediction=v"], tmp_path).model == best.model
+    assert {k for k in quick.model if quick.model[k] != best.model[k]} == {"prediction"}
+    assert best.preset_name == "cpu_quick_v"
+
+
+@pytest.mark.parametrize("model", ["prnet", "chemcpa", "mean_shift"])
+def test_cpu_quick_v_leaves_the_cpu_sized_models_at_their_defaults(model, tmp_path):
+    assert _compose([f"model={model}", "preset=cpu_quick_v"], tmp_path).model == _compose([f"model={model}"],
+                                                                                            tmp_path).model
+
+
 def test_gpu_paper_is_the_papers_recipe(tmp_path):
     dit = _compose(["model=crossdit", "preset=gpu_paper"], tmp_path)
     assert dit.trainer.accelerator == "gpu" and dit.trainer.precision == "bf16-mixed"

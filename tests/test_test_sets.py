@@ -96,3 +96,17 @@ def test_a_smoke_test_of_every_test_set_is_marked_as_one(tmp_path, cache):
     for name in UNSEEN_TEST_SETS:
         assert pd.read_csv(tmp_path / f"metrics_{name}.smoke.csv")["smoke_test"].all()
         assert (tmp_path / f"PRED_{name}.smoke.h5ad").is_file()
+
+
+def test_each_test_set_gets_its_own_calibration_of_the_spread(tmp_path, cache):
+    """mean_shift's Gaussian (training residual SD): calibration_<set>.csv beside metrics_<set>.csv, computed
+    from that set's PRED_<set>.h5ad spread layers (docs/calibration.md)."""
+    from pertdit.metrics.calibration import prediction_calibration
+
+    train(_compose(["model=mean_shift", "split.test_set=all"], tmp_path, cache))
+    for name in UNSEEN_TEST_SETS:
+        table = pd.read_csv(tmp_path / f"calibration_{name}.csv")
+        again = prediction_calibration(ad.read_h5ad(tmp_path / f"PRED_{name}.h5ad"))
+        np.testing.assert_allclose(table["coverage"], again["coverage"], rtol=1e-6)
+        assert set(table["spread"]) == {"gaussian"}
+    assert not (tmp_path / "calibration.csv").exists()

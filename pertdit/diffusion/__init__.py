@@ -1,10 +1,21 @@
-"""Noise schedules, the epsilon-prediction loss, samplers (DDPM, DDIM, DPM-Solver++) and classifier-free guidance."""
+"""Noise schedules, parametrisations (epsilon, x0, v) and loss weights, samplers (DDPM, DDIM, DPM-Solver++),
+flow matching (linear path, Euler/Heun) and classifier-free guidance."""
 
+from pertdit.diffusion.flow import FLOW_SAMPLERS, FlowSampler
 from pertdit.diffusion.guidance import (
     backbone_eps_fn,
     classifier_free_guidance,
     guidance_enabled,
     sample_drop_mask,
+)
+from pertdit.diffusion.parametrisation import (
+    LOSS_WEIGHTINGS,
+    PREDICTIONS,
+    eps_fn_from_output,
+    loss_weights,
+    output_to_eps,
+    output_to_x0,
+    prediction_target,
 )
 from pertdit.diffusion.samplers import (
     SAMPLERS,
@@ -19,6 +30,15 @@ from pertdit.diffusion.schedule import BETA_SCHEDULES, EpsFn, NoiseSchedule, mak
 
 __all__ = [
     "BETA_SCHEDULES",
+    "FLOW_SAMPLERS",
+    "FlowSampler",
+    "LOSS_WEIGHTINGS",
+    "PREDICTIONS",
+    "eps_fn_from_output",
+    "loss_weights",
+    "output_to_eps",
+    "output_to_x0",
+    "prediction_target",
     "DDIMSampler",
     "DDPMSampler",
     "DPMSolverSampler",

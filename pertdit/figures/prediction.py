@@ -2,7 +2,8 @@
 the samples, against the control.
 
 Two panels (up, down), one column per gene ordered by the mean lnFC; each sample's lnFC (sample - control,
-log scale) is a dot, with a box over the samples when there are several; the control is the zero line. A
+log scale) is a dot, with a box over the samples and the central 90 % interval of a Gaussian fit to them
+(a bar beside the box, docs/calibration.md) when there are several; the control is the zero line. A
 deterministic model gives one dot per gene. Built with `matplotlib.figure.Figure` (no display needed).
 """
 
@@ -46,6 +47,12 @@ def plot_prediction(pred: ad.AnnData, out: str | Path, k: int = 10, dpi: int = 1
             ax.boxplot(data, positions=positions, widths=0.6, showfliers=False,
                        medianprops={"color": "black"}, boxprops={"color": "0.4"},
                        whiskerprops={"color": "0.4"}, capprops={"color": "0.4"})
+        if "interval_90_lower" in pred.var:  # the central 90 % interval of a Gaussian fit to the samples
+            control = pred.var["control"].to_numpy()
+            lower = pred.var["interval_90_lower"].to_numpy()[columns] - control[columns]
+            upper = pred.var["interval_90_upper"].to_numpy()[columns] - control[columns]
+            ax.vlines(positions + 0.38, lower, upper, color=color, linewidth=2.5, alpha=0.45,
+                      label="central 90 % interval")
         for x, values in zip(positions, data):
             jitter = rng.uniform(-0.15, 0.15, size=values.size) if values.size > 1 else np.zeros(1)
             ax.scatter(x + jitter, values, s=10, color=color, alpha=0.7, zorder=3)

@@ -103,16 +103,27 @@ class PRnetModule(PerturbationModule):
         return terms["loss"]
 
     def predict_batch(self, batch: Batch) -> torch.Tensor:
+        return self.predict_with_spread(batch)[0]
+
+    def predict_with_spread(self, batch: Batch):
+        """The prediction (`predict_mode`: `sample`, one draw of the Gaussian as published, or its `mean`) and
+        the Gaussian N(mean, var) the network predicts for it (the PredictiveSpread)."""
+        from pertdit.metrics.calibration import PredictiveSpread
+
         c_pre = batch["c_pre"]
         if self.hparams.predict_mode == "mean":
-            mean, _ = self.model(c_pre, drug_vector(batch))
-            return mean
-        seed = self.hparams.sample_seed + (int(batch["row"][0]) if "row" in batch else 0)
-        generator = torch.Generator(device=c_pre.device).manual_seed(seed)
-        noise = self.model.make_noise(c_pre.shape[0], c_pre, generator=generator)
-        mean, var = self.model(c_pre, drug_vector(batch), noise=noise)
-        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return mean.clamp(1e-3, 1e3) + var.sqrt().clamp(1e-3, 1e3) * eps
+            mean, var = self.model(c_pre, drug_vector(batch))
+            pred = mean
+        else:
+            seed = self.hparams.sample_seed + (int(batch["row"][0]) if "row" in batch else 0)
+            generator = torch.Generator(device=c_pre.device).manual_seed(seed)
+            noise = self.model.make_noise(c_pre.shape[0], c_pre, generator=generator)
+            mean, var = self.model(c_pre, drug_vector(batch), noise=noise)
+            eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            pred = mean.clamp(1e-3, 1e3) + var.sqrt().clamp(1e-3, 1e3) * eps
+        spread = PredictiveSpread(mean=mean.detach().float().cpu().numpy(),
+                                  sd=var.detach().float().sqrt().cpu().numpy())
+        return pred, spread
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr,

@@ -55,10 +55,11 @@ def build_prediction_adata(dataset: ad.AnnData, rows: np.ndarray, preds: np.ndar
 
 def write_prediction_h5ad(dataset: ad.AnnData, rows: np.ndarray, preds: np.ndarray, path: str | Path,
                           relu: bool = False, block_rows: int = BLOCK_ROWS,
-                          provenance: dict | None = None) -> Path:
+                          provenance: dict | None = None, layers: dict[str, np.ndarray] | None = None) -> Path:
     """Write the PRED.h5ad of `build_prediction_adata` block by block: truth and control profiles are read
     from the dataset (memory-mapped at full size) and written `block_rows` at a time, so only the predictions
-    are ever held whole. Atomic: the file appears only when complete."""
+    (and any extra `layers`, each (n, G): the predicted spread) are ever held whole. Atomic: the file appears
+    only when complete."""
     from pertdit.data.h5ad_io import DenseH5adWriter
 
     rows = np.asarray(rows, dtype=np.int64)
@@ -66,9 +67,12 @@ def write_prediction_h5ad(dataset: ad.AnnData, rows: np.ndarray, preds: np.ndarr
     with DenseH5adWriter(path, prediction_obs(dataset, rows), dataset.var.copy(),
                          prediction_uns(rows, relu, dataset, provenance)) as writer:
         truth, control = writer.add_layer("truth"), writer.add_layer("control")
+        extra = {name: writer.add_layer(name) for name in (layers or {})}
         for start in range(0, len(rows), block_rows):
             block = slice(start, start + block_rows)
             writer.X[block] = np.asarray(preds[block], dtype=np.float32)
+            for name, target in extra.items():
+                target[block] = np.asarray(layers[name][block], dtype=np.float32)
             truth[block] = np.asarray(dataset.X[rows[block]], dtype=np.float32)
             control[block] = np.asarray(dataset.X[control_rows[block]], dtype=np.float32)
         return writer.commit()

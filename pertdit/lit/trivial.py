@@ -32,6 +32,8 @@ class TrivialModule(PerturbationModule):
         self.register_buffer("drug_seen", torch.zeros(n_drugs, dtype=torch.bool))
         self.register_buffer("dose_keys", torch.zeros(0, 2))
         self.register_buffer("dose_shift", torch.zeros(0, n_genes))
+        # per-gene SD of the training residuals (truth - prediction): the reference spread of calibration.csv
+        self.register_buffer("residual_sd", torch.zeros(n_genes))
 
     def _dose_key(self, drug_index: torch.Tensor, dose: torch.Tensor) -> torch.Tensor:
         return torch.stack([drug_index.double(), torch.round(dose.double() * 10**self.dose_decimals)], dim=1)
@@ -48,7 +50,7 @@ class TrivialModule(PerturbationModule):
         elif hasattr(source, "iter_batches"):
             batches = source.iter_batches("train", self.fit_chunk_rows, conditions=False)
         else:
-            batches = source
+            batches = list(source)  # read twice: the shifts, then the residuals
         n_drugs, n_genes = self.drug_shift.shape
         total, count = torch.zeros(n_genes, dtype=torch.float64), 0
         drug_sums = torch.zeros(n_drugs, n_genes, dtype=torch.float64)
@@ -76,6 +78,29 @@ class TrivialModule(PerturbationModule):
         self.dose_keys = torch.tensor(order, dtype=torch.float32).reshape(-1, 2).to(device)
         self.dose_shift = (torch.stack([dose_sums[k] / dose_counts[k] for k in order]).float() if order
                            else torch.zeros(0, n_genes)).to(device)
+        if hasattr(source, "iter_batches"):
+            batches = source.iter_batches("train", self.fit_chunk_rows, conditions=False)
+        self.residual_sd = self._residual_sd(batches).to(device)
+
+    def _residual_sd(self, batches: Iterable[Batch]) -> torch.Tensor:
+        """(G,) SD (ddof 1) of truth - prediction over the batches, in float64."""
+        total, total_sq, count = 0.0, 0.0, 0
+        for batch in batches:
+            residual = (batch["x0"] - self.predict_batch(batch)).double().cpu()
+            total, total_sq, count = total + residual.sum(0), total_sq + (residual**2).sum(0), count + len(residual)
+        if count < 2:
+            return torch.zeros_like(self.global_shift)
+        variance = (total_sq - total**2 / count) / (count - 1)
+        return variance.clamp(min=0).sqrt().float()
+
+    def predict_with_spread(self, batch: Batch):
+        """The point prediction and the Gaussian around it with the training residual SD per gene: the
+        trivial reference of the calibration (docs/calibration.md)."""
+        from pertdit.metrics.calibration import PredictiveSpread
+
+        pred = self.predict_batch(batch)
+        sd = self.residual_sd.cpu().numpy()[None].repeat(pred.shape[0], 0)
+        return pred, PredictiveSpread(mean=pred.detach().float().cpu().numpy(), sd=sd)
 
     def predict_batch(self, batch: Batch) -> torch.Tensor:
         control = batch["c_pre"]
