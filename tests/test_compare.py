@@ -31,7 +31,7 @@ def compared(tmp_path_factory):
 def test_the_collection_benchmark_holds_every_model_of_the_comparison():
     bench = load_benchmark("collection")
     assert list(bench.models) == ["control", "mean_shift", "prnet", "prnet_mean", "chemcpa", "crossdit",
-                                  "catcrossdit", "catonlycrossdit", "adadit_rdkit"]
+                                  "catcrossdit", "catonlycrossdit", "adadit_rdkit", "crossdit_best"]
     assert "model.predict_mode=mean" in bench.models["prnet_mean"].overrides
     assert "mean" in bench.models["prnet_mean"].label
     for dit in bench.target["dits"]:
@@ -46,6 +46,7 @@ def test_every_model_of_the_benchmark_composes_with_the_protocol_and_the_budget(
         assert cfg.seed == 1 and cfg.split.test_set == "all" and cfg.split.test_cells == ["HT115"]
         assert cfg.callbacks.compute_budget.cpu_minutes == 5.0
     assert compose_run(bench.run_overrides(bench.models["prnet_mean"], 0, 5.0), tmp_path).model.predict_mode == "mean"
+    assert compose_run(bench.run_overrides(bench.models["crossdit_best"], 0, 5.0), tmp_path).model.prediction == "v"
 
 
 def test_an_unknown_model_is_refused_naming_the_known_ones():
