@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PERTDIT_DATA ?= $(abspath ../shared/data)
 
-.PHONY: install demo test test-full bench reproduce-figure2 reproduce-figure3 reproduce-figureS3 reproduce-organ clean
+.PHONY: install demo test test-full bench compare reproduce-figure2 reproduce-figure3 reproduce-figureS3 reproduce-organ clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,6 +28,11 @@ test-full: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pertdit.bench --out BENCHMARKS.md
+
+# every model on the collection benchmark, same split and CPU budget, 3 seeds (docs/results.md);
+# resumable; e.g. make compare COMPARE_ARGS="--models mean_shift prnet --seeds 0"
+compare: $(STAMP)
+	$(BIN)/pertdit compare $(COMPARE_ARGS)
 
 reproduce-figure2: $(STAMP)
 	$(BIN)/python -m experiments.reproduce figure2

@@ -13,7 +13,7 @@ from pertdit.errors import PertDiTError
 from pertdit.help import command_help, wants_help
 
 log = logging.getLogger("pertdit")
-COMMANDS = ("train", "evaluate", "embed", "data", "demo", "predict", "synth-release")
+COMMANDS = ("train", "evaluate", "embed", "data", "demo", "predict", "compare", "synth-release")
 HYDRA_COMMANDS = ("train", "embed", "data")  # configured by Hydra overrides (pertdit/conf/train.yaml)
 # For DDP, Lightning starts ranks 1..N-1 by re-running this command line without the command word (they get
 # LOCAL_RANK): this variable tells them which Hydra task their overrides belong to.
@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
               "  embed     precompute drug embeddings: pertdit embed perturbation=text [--download-only|--verify]\n"
               "  data      preprocess and summarise:   pertdit data data=plate\n"
               "  demo      baselines, a quick DiT and PRnet on the shipped collection (drug / cell line unseen)\n"
+              "  compare   every model, same split and CPU budget, 3 seeds: "
+              "pertdit compare [--models M ...] [--seeds S ...]\n"
               "  predict   one compound, dose, cell:   "
               "pertdit predict --run DIR --smiles S --dose D --cell-line C\n"
               "  synth-release  a synthetic GEO release (a test fixture): pertdit synth-release --profiles N --out D\n"
@@ -195,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
             from pertdit.demo import run_demo
 
             return run_demo(rest)
+        if command == "compare":
+            from pertdit.compare.cli import compare_cli
+
+            return compare_cli(rest)
         if command == "predict":
             from pertdit.predict import predict_cli
 
