@@ -113,6 +113,13 @@ def _pick(units: np.ndarray, fraction: float, rng: np.random.Generator) -> set:
     return set(rng.choice(unique, size=n, replace=False)) if n else set()
 
 
+def _pick_units(values: np.ndarray, fraction: float, rng: np.random.Generator, what: str, column: str) -> set:
+    """A random `fraction` of the distinct `values` (at least two must exist when fraction > 0)."""
+    if fraction > 0:
+        _require_units(values, 2, what, column)
+    return _pick(values, fraction, rng)
+
+
 def unseen_split(adata: ad.AnnData, drug_fraction: float = 0.2, cell_fraction: float = 0.2,
                  val_fraction: float = 0.15, seed: int = 0, column: str = "split_unseen",
                  test_cells: Sequence[str] | None = None, test_drugs: Sequence[str] | None = None) -> str:
@@ -126,18 +133,10 @@ def unseen_split(adata: ad.AnnData, drug_fraction: float = 0.2, cell_fraction: f
     drugs = adata.obs["smiles"].astype(str).to_numpy()
     cells = adata.obs["cell_id"].astype(str).to_numpy()
     rng = np.random.default_rng(seed)
-    if test_drugs:
-        held_drugs = set(resolve_drugs(adata, test_drugs))
-    else:
-        if drug_fraction > 0:
-            _require_units(drugs[treated], 2, "drug (SMILES)", column)
-        held_drugs = _pick(drugs[treated], drug_fraction, rng)
-    if test_cells:
-        held_cells = set(resolve_cells(adata, test_cells))
-    else:
-        if cell_fraction > 0:
-            _require_units(cells[treated], 2, "cell line", column)
-        held_cells = _pick(cells[treated], cell_fraction, rng)
+    held_drugs = (set(resolve_drugs(adata, test_drugs)) if test_drugs
+                  else _pick_units(drugs[treated], drug_fraction, rng, "drug (SMILES)", column))
+    held_cells = (set(resolve_cells(adata, test_cells)) if test_cells
+                  else _pick_units(cells[treated], cell_fraction, rng, "cell line", column))
     new_drug = np.isin(drugs, list(held_drugs))
     new_cell = np.isin(cells, list(held_cells))
     labels = np.full(adata.n_obs, "train", dtype=object)

@@ -206,8 +206,7 @@ def check_doses(doses: Sequence[float], smiles: Sequence[str] | None = None) -> 
     values = np.asarray(doses, dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
     if bad.size:
-        i = int(bad[0])
-        what = f" of SMILES {smiles[i]!r}" if smiles is not None else ""
+        i, what = _first_bad(bad, smiles)
         raise RepresentationError(
             f"dose {values[i]} µM{what} (position {i}) is negative or not a number; doses are µM >= 0 "
             f"({bad.size} bad doses in all)"
@@ -215,13 +214,18 @@ def check_doses(doses: Sequence[float], smiles: Sequence[str] | None = None) -> 
     return values
 
 
+def _first_bad(bad: np.ndarray, smiles: Sequence[str] | None) -> tuple[int, str]:
+    """The first bad position and the words naming its SMILES (empty without SMILES), for an error."""
+    i = int(bad[0])
+    return i, (f" of SMILES {smiles[i]!r}" if smiles is not None else "")
+
+
 def check_times(times: Sequence[float], smiles: Sequence[str] | None = None) -> np.ndarray:
     """(N,) float64 times in hours; RepresentationError for a time that is missing (NaN), infinite or <= 0."""
     values = np.asarray(times, dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(values) | (values <= 0))
     if bad.size:
-        i = int(bad[0])
-        what = f" of SMILES {smiles[i]!r}" if smiles is not None else ""
+        i, what = _first_bad(bad, smiles)
         raise RepresentationError(
             f"time {values[i]} h{what} (position {i}) is missing or not > 0; conditioning on time needs the "
             f"hours after treatment of every treated profile ({bad.size} bad times in all): keep the "
