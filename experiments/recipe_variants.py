@@ -1,7 +1,7 @@
 """The variants of the recipe study (experiments/recipe_study.py): what each changes from the baseline, and how
 its trained model is sampled for scoring.
 
-Every variant is a list of `pertdit train` overrides on top of `BASE` (the collection benchmark of PHASE2 /
+Every variant is a list of `pertdit train` overrides on top of `BASE` (the collection benchmark of docs/results.md /
 docs/recipe.md with the quick CPU recipe and a compute budget), and a list of evaluations: a sampler setting
 and the numbers of samples averaged. The first evaluation of a variant is its primary one (the one compared
 with the baseline); the others are eval-only factors measured on the same weights.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# The collection benchmark (PHASE2.md): seed redraws held-out drugs, validation rows, init and sampling noise.
+# The collection benchmark (docs/results.md): seed redraws held-out drugs, validation rows, init and sampling noise.
 BENCHMARK = ["data=bundle", "split=unseen", "split.test_cells=[HT115]", "split.drug_fraction=0.2"]
 # The quick CPU DiT recipe, RDKit fingerprint token, CrossDiT; no test (validation rows only), no logger.
 QUICK = ["model=crossdit", "perturbation=rdkit", "preset=cpu_quick", "logger=[]", "test=false",

@@ -1,7 +1,7 @@
 """Does conditioning on time help? `perturbation.condition_on_time` true vs false, on VALIDATION rows only.
 
 Settings (docs/perturbation.md, "Conditioning on time"):
-- `collection`: the shared collection benchmark (PHASE2 protocol): `data=bundle split=unseen
+- `collection`: the shared collection benchmark (docs/results.md): `data=bundle split=unseen
   split.test_cells=[HT115] split.drug_fraction=0.2`, seeds 0-2 (the seed redraws the held-out drugs, the
   validation rows, the initialisation and the sampling noise);
 - `skbr3`: the SKBR3 plates alone (`data.sources=[LJP001-002_SKBR3]`: 10 compounds x 4 doses at 6 h and
@@ -43,7 +43,7 @@ MODELS: dict[str, list[str]] = {
     "crossdit": ["model=crossdit", "preset=cpu_quick"],
 }
 QUIET = ["logger=[]", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "test=false"]
-#: the common per-training budget of this round (CONTINUE: 2 CPU-minutes, OMP_NUM_THREADS=1; chosen to fit a
+#: the common per-training budget of the studies and `pertdit compare` (2 CPU-minutes, OMP_NUM_THREADS=1; chosen to fit a
 #: shared 2-core machine); PRnet's own early stopping ends it sooner
 BUDGET = ["callbacks.compute_budget.cpu_minutes=2"]
 KEYS = ["setting", "model", "condition_on_time", "seed"]
