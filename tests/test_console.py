@@ -83,4 +83,7 @@ def test_collect_help_is_not_cut_mid_sentence():
     done = subprocess.run([sys.executable, "-m", "experiments.collect", "--help"], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0
-    assert "(and Hydra's `.hydra/hydra.yaml` for the config-group choices, when present)." in done.stdout
+    import experiments.collect
+
+    first_paragraph = " ".join(experiments.collect.__doc__.split("\n\n")[0].split())
+    assert first_paragraph.endswith(".") and first_paragraph in " ".join(done.stdout.split())

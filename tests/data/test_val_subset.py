@@ -86,5 +86,10 @@ def test_training_validates_on_the_subset_and_tests_on_everything(tmp_path, data
 def test_default_configs_validate_on_a_bounded_subset(tmp_path):
     cfg = compose_train([], tmp_path, tmp_path, tmp_path)
     assert cfg.data.val_max_rows == 256 and cfg.trainer.limit_val_batches == 1.0
-    small = compose_train(["experiment=figure2a"], tmp_path, tmp_path, tmp_path)
-    assert small.data.val_max_rows == 64 and small.trainer.limit_val_batches == 1.0
+    # small scale (the collection): the baselines' early stopping validates on the bounded subset; the quick
+    # DiTs (preset cpu_quick) do not validate during training at all
+    prnet = compose_train(["experiment=figure2a", "method=prnet"], tmp_path, tmp_path, tmp_path)
+    assert prnet.scale.name == "small"
+    assert prnet.data.val_max_rows == 256 and prnet.trainer.limit_val_batches == 1.0
+    dit = compose_train(["experiment=figure2a", "method=crossdit"], tmp_path, tmp_path, tmp_path)
+    assert dit.trainer.limit_val_batches == 0
