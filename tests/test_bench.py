@@ -1,5 +1,8 @@
 """`python -m pertdit.bench --quick` runs end to end and writes a report and a CSV with every section.
 
+Slow (~45 s: it runs every section, including two synthetic GEO releases through `pertdit data`); `make test-full`
+and `make bench` run it.
+
 This checks that the benchmarks run; it asserts no timing (timings belong in `make bench`, not `make test`).
 """
 
@@ -13,6 +16,8 @@ import pytest
 from pertdit.bench.__main__ import main
 from pertdit.bench.results import CSV_COLUMNS
 from pertdit.bench.settings import SECTIONS
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

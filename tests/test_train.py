@@ -117,7 +117,8 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path, cache, data_dir):
 
 
 def test_sampling_is_deterministic_under_a_seed(tmp_path, cache, data_dir):
-    model, _, dm = _fit(_tiny_diffusion(tmp_path, cache, data_dir, ["trainer.max_epochs=1"]))
+    model, _, dm = _fit(_tiny_diffusion(tmp_path, cache, data_dir, ["trainer.max_epochs=1",
+                                                                    "diffusion.eval_samples=2"]))
     model.eval()
     batch = next(iter(dm.test_dataloader()))
     first, second = model.predict_batch(batch), model.predict_batch(batch)
