@@ -102,7 +102,10 @@ def test_the_project_recipe_departs_from_the_authors_only_in_its_measured_choice
     default = compose_train(["model=crossdit"]).diffusion
     authors = compose_train(["model=crossdit", "diffusion=authors"]).diffusion
     differing = {key for key in authors if authors[key] != default[key]}
-    assert differing == {"eval_samples"} and default.eval_samples == 8
+    # spread_samples is evaluation only: the default's spread comes from the 8 samples it draws anyway, the
+    # authors' one sample draws no more
+    assert differing == {"eval_samples", "spread_samples"} and default.eval_samples == 8
+    assert default.spread_samples == default.eval_samples and authors.spread_samples < 2
 
 
 def test_one_diffusion_choice_sets_the_models_recipe():
