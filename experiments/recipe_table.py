@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pertdit.compare.report import mean_sd
+
 SCORES = [("pcc_lnfc_per_sample", "PCC(lnFC) per sample"), ("r2_per_sample", "R2 per sample"),
           ("pcc_lnfc_drug", "PCC(lnFC) drug"), ("r2_drug", "R2 drug")]
 PRIMARY, GUARD = "pcc_lnfc_per_sample", "r2_per_sample"
@@ -24,11 +26,11 @@ BASELINE = ("baseline", "quick", 8)
 
 
 def _mean_sd(values: pd.Series) -> str:
+    """Mean ± SD over seeds (`pertdit.compare.report.mean_sd`); "-" when nothing was measured."""
     values = values.dropna()
     if values.empty:
         return "-"
-    sd = values.std(ddof=1) if len(values) > 1 else float("nan")
-    return f"{values.mean():.3f} ± {sd:.3f}" if np.isfinite(sd) else f"{values.mean():.3f}"
+    return mean_sd(values.mean(), values.std(ddof=1) if len(values) > 1 else float("nan"))
 
 
 def _per_seed(values: pd.Series) -> str:

@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 from hydra import compose, initialize_config_dir
 
+from pertdit.compare.report import mean_sd
 from pertdit.config import CONFIG_DIR, register_resolvers
 from pertdit.metrics import compute_measures
 
@@ -101,7 +102,7 @@ def summary(csv: Path) -> str:
     for (setting, model, metric, grouping), part in stats.groupby(level=[0, 1, 2, 3]):
         cells = {on: part.xs(on, level="condition_on_time").iloc[0] for on in (False, True)
                  if on in part.index.get_level_values("condition_on_time")}
-        text = {on: f"{c['mean']:.3f} ± {c['std']:.3f} (n={int(c['count'])})" for on, c in cells.items()}
+        text = {on: f"{mean_sd(c['mean'], c['std'])} (n={int(c['count'])})" for on, c in cells.items()}
         rows = table[(table["setting"] == setting) & (table["model"] == model) & (table["metric"] == metric)
                      & (table["grouping"] == grouping)]
         paired = rows.pivot_table(index="seed", columns="condition_on_time", values="mean")
