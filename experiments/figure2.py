@@ -17,7 +17,7 @@ EXPERIMENTS = ["figure2a", "figure2b"]
 #: fewer replicates at scale=small (the experiment files hold the paper's 3 seeds and 5 folds), one training per
 #: (method, seed) scored on the three unseen test sets (split.test_set=all, the collection benchmark), cell folds
 #: named on the collection (fold 0 HT115, fold 1 A375: pertdit/conf/scale/small.yaml, `scale.cell_folds`)
-SMALL_OVERRIDES = {"figure2a": ["seed=0,1", "split.test_set=all"],
+SMALL_OVERRIDES = {"figure2a": ["seed=0,1,2", "split.test_set=all"],
                    "figure2b": ["split=random_fold,drug_fold,named_cell_fold", "split.fold=0,1"]}
 #: a method already trained by an earlier sweep of this figure is not trained again
 REUSE_METHODS = False

@@ -86,6 +86,13 @@ def sweep_params(experiment: str, overrides: list[str]) -> tuple[dict[str, list[
     return params, [t for t in plain if t.partition("=")[0] not in params]
 
 
+def every_job(plan: SweepPlan) -> list[list[str]]:
+    """Overrides of every job of `plan` (the product of its axes, in Hydra's order)."""
+    keys = list(plan.params)
+    return [[f"experiment={plan.experiment}", *plan.fixed, *(f"{k}={v}" for k, v in zip(keys, values))]
+            for values in itertools.product(*plan.params.values())]
+
+
 def one_job(experiment: str, params: dict[str, list[str]], fixed: list[str], **chosen: str) -> list[str]:
     """Overrides of one job of a sweep: the first value of every axis unless `chosen`."""
     picked = {k: chosen.get(k, v[0]) for k, v in params.items()}
@@ -265,3 +272,37 @@ def reuse_finished_runs(plan: SweepPlan, sweep_dirs: list[Path]) -> None:
         else:
             kept.append(method)
     plan.params["method"] = kept
+
+
+@dataclass
+class SweepProgress:
+    """What an earlier launch of a sweep left in its folder, against the jobs the plan asks for now."""
+
+    remaining: list[list[str]]  # overrides of the planned jobs without a finished run of their configuration
+    kept: list[Path]            # finished runs of a planned job's configuration
+    stale: list[Path]           # unfinished runs, and finished runs of a configuration no longer planned
+
+
+def sweep_progress(plan: SweepPlan, sweep_dir: Path) -> SweepProgress:
+    """Match the runs below `sweep_dir` to the planned jobs by their resolved configuration (an interrupted
+    `reproduce` resumes: finished jobs are kept, the others run again)."""
+    import json
+
+    from experiments.collect import find_jobs
+
+    def key(configuration: dict) -> str:
+        return json.dumps(configuration, sort_keys=True, default=str)
+
+    finished, unfinished = find_jobs(Path(sweep_dir))
+    by_configuration: dict[str, Path] = {}
+    for job in finished:
+        by_configuration.setdefault(key(run_configuration(OmegaConf.load(job / "config.yaml"))), job)
+    remaining, kept = [], []
+    for overrides in every_job(plan) if plan.runs else []:
+        job = by_configuration.get(key(run_configuration(compose_job(overrides))))
+        if job is None or job in kept:
+            remaining.append(overrides)
+        else:
+            kept.append(job)
+    stale = [job for job in [*finished, *unfinished] if job not in kept]
+    return SweepProgress(remaining, kept, stale)

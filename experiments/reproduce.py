@@ -3,12 +3,14 @@ runs into one tidy CSV, draw the figure (PNG and PDF) and say where everything i
 
     python -m experiments.reproduce figure2|figure3|figureS3|organ [--scale small|full] [--out DIR]
                                     [--text-encoder DIR] [--only EXPERIMENT ...] [--reuse SWEEP_DIR ...]
-                                    [--dry-run] [-- hydra overrides for every job]
+                                    [--fresh] [--dry-run] [-- hydra overrides for every job]
 
 At `--scale small` (the default) each split of a sweep is first checked on the configured data; splits the
 data cannot form (a cell-line hold-out on the one-cell-line bundled plate) are skipped with the reason, and
-the figure shows what ran. Text-based methods use the configured encoder when its weights are on this
-machine, else (small scale only) a tiny random BERT: a pipeline check, printed as such. See
+the figure shows what ran. Run again with the same --out, an interrupted figure resumes: finished jobs whose
+resolved configuration is still planned are kept, the others (unfinished, or of another configuration) are
+removed and run again; `--fresh` starts over. Text-based methods use the configured encoder when its weights
+are on this machine, else (small scale only) a tiny random BERT: a pipeline check, printed as such. See
 docs/experiments.md.
 """
 
@@ -25,7 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 from experiments.collect import collect
-from experiments.plan import SweepPlan, console, plan_figure, reuse_finished_runs, text_encoder_override
+from experiments.plan import (SweepPlan, console, plan_figure, reuse_finished_runs, sweep_progress,
+                              text_encoder_override)
 from experiments.plots import GROUPINGS, summarize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,14 +37,41 @@ FIGURES = {"figure2": "experiments.figure2", "figure3": "experiments.figure3",
 
 
 # -- running ----------------------------------------------------------------------------------------------
-def launch(plan: SweepPlan, sweep_dir: Path, env: dict[str, str]) -> int:
-    """Run one sweep through the project's CLI; returns its exit status."""
+def launch(plan: SweepPlan, sweep_dir: Path, env: dict[str, str], fresh: bool = False) -> int:
+    """Run one sweep through the project's CLI; returns its exit status. A sweep folder left by an earlier
+    launch is resumed (its finished jobs of a planned configuration are kept, the other jobs run again) unless
+    `fresh`, which starts it over."""
     if sweep_dir.exists():
         if not (sweep_dir / "multirun.yaml").is_file():
             sys.exit(f"error: {sweep_dir} exists and is not a sweep directory; choose another --out")
+        if fresh:
+            shutil.rmtree(sweep_dir)
+    if not sweep_dir.exists():
+        return run_sweep(plan.experiment, sweep_dir, plan.overrides(), env)
+    progress = sweep_progress(plan, sweep_dir)
+    for job in progress.stale:
+        shutil.rmtree(job)
+    console.print(f"{plan.experiment}: resuming {sweep_dir}: {len(progress.kept)} finished job(s) kept, "
+                  f"{len(progress.remaining)} to run"
+                  + (f", {len(progress.stale)} removed (unfinished, or of a configuration no longer planned)"
+                     if progress.stale else "") + " (--fresh starts over)")
+    if not progress.kept:  # nothing worth keeping: the whole sweep again, in one launch
         shutil.rmtree(sweep_dir)
-    cmd = [sys.executable, "-m", "pertdit.cli", "train", "--multirun", f"experiment={plan.experiment}",
-           f"task_name={plan.experiment}", f"hydra.sweep.dir={sweep_dir}", *plan.overrides()]
+        return run_sweep(plan.experiment, sweep_dir, plan.overrides(), env)
+    status = 0
+    for overrides in progress.remaining:  # one launch per job: what is left is rarely a product of the axes
+        index = 0
+        while (sweep_dir / f"resumed{index}").exists():
+            index += 1
+        status = run_sweep(plan.experiment, sweep_dir / f"resumed{index}", overrides, env) or status
+    return status
+
+
+def run_sweep(experiment: str, sweep_dir: Path, overrides: list[str], env: dict[str, str]) -> int:
+    """`pertdit train --multirun` of `experiment` into `sweep_dir`; returns its exit status."""
+    overrides = [o for o in overrides if not o.startswith("experiment=")]
+    cmd = [sys.executable, "-m", "pertdit.cli", "train", "--multirun", f"experiment={experiment}",
+           f"task_name={experiment}", f"hydra.sweep.dir={sweep_dir}", *overrides]
     console.print("$ " + " ".join(cmd[1:]))
     return subprocess.run(cmd, cwd=REPO, env=env, check=False).returncode
 
@@ -92,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="finished sweeps of another figure (e.g. OUT/sweeps/figure2a): a method whose jobs "
                              "all have a run there with the same configuration is not trained again, and those "
                              "runs are collected with this figure's")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start every sweep over (default: an interrupted sweep under --out resumes; its "
+                             "finished jobs of the same configuration are kept)")
     parser.add_argument("--only", nargs="+", metavar="EXPERIMENT",
                         help="run only these experiments of the figure (e.g. figure2a); the sweeps already "
                              "under --out are still collected and plotted")
@@ -128,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                    *plan.overrides()]))
             continue
         sweep_dirs.append(sweep_dir)
-        if launch(plan, sweep_dir, env) != 0:
+        if launch(plan, sweep_dir, env, fresh=args.fresh) != 0:
             failed.append(plan.experiment)
             console.print(f"[red]{plan.experiment}: the sweep failed; its finished jobs are still "
                           "collected[/red]")

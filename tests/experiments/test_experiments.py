@@ -412,3 +412,40 @@ def test_the_caption_names_the_text_encoder_and_describer_of_the_text_rows():
     assert "Text-based rows (CrossDiT): text encoder tiny random BERT" in caption
     assert "descriptions: RDKit descriptions (instead of captioner" in caption
     assert "PRnet: the RDKit fingerprint" in caption and "mean_shift" not in caption
+
+
+def test_an_interrupted_sweep_resumes_keeping_its_finished_jobs(tmp_path, monkeypatch):
+    from experiments import reproduce
+    from experiments.plan import SweepPlan, sweep_params
+
+    small = ["scale=small", "split.test_set=all"]
+    params, fixed = sweep_params("figure3d", [*small, "seed=0,1"])
+    plan = SweepPlan("figure3d", dict(params), fixed)
+    sweep = tmp_path / "figure3d"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("{}\n")
+    job = ["experiment=figure3d", *small]
+    kept = [_finished_job(sweep / "0", [*job, "seed=0", "method=crossdit"]),
+            _finished_job(sweep / "1", [*job, "seed=0", "method=catcrossdit"])]
+    other_configuration = _finished_job(sweep / "2", [*job, "seed=7", "method=crossdit"])
+    unfinished = _finished_job(sweep / "3", [*job, "seed=1", "method=crossdit"])
+    (unfinished / "metrics_drug_unseen.csv").unlink()
+    launched = []
+
+    def fake_run(cmd, **kwargs):
+        launched.append(cmd)
+        sweep_dir = Path(next(a for a in cmd if a.startswith("hydra.sweep.dir=")).partition("=")[2])
+        sweep_dir.mkdir(parents=True)
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(reproduce.subprocess, "run", fake_run)
+    assert reproduce.launch(plan, sweep, env={}) == 0
+    assert all(k.is_dir() for k in kept)
+    assert not other_configuration.exists() and not unfinished.exists()
+    runs = sorted((a for cmd in launched for a in cmd if a.startswith(("method=", "seed=", "hydra.sweep.dir="))))
+    assert runs == [f"hydra.sweep.dir={sweep / 'resumed0'}", f"hydra.sweep.dir={sweep / 'resumed1'}",
+                    "method=catcrossdit", "method=crossdit", "seed=1", "seed=1"], "the two seed-1 jobs only"
+    launched.clear()
+    assert reproduce.launch(plan, sweep, env={}, fresh=True) == 0
+    assert not any(k.exists() for k in kept), "--fresh starts over"
+    assert len(launched) == 1 and "method=crossdit,catcrossdit" in launched[0] and "seed=0,1" in launched[0]
