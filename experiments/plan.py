@@ -196,12 +196,14 @@ def text_encoder_override(plans: list[SweepPlan], scale: str, given: Path | None
     return f"scale.text_encoder_dir={path}"
 
 
-def plan_figure(figure: ModuleType, scale: str, extra: list[str]) -> list[SweepPlan]:
-    """The sweeps of a figure at `scale`, narrowed to what the data supports (small scale) and without
-    methods an earlier sweep of the figure already trains (when the figure allows reuse)."""
+def plan_figure(figure: ModuleType, scale: str, extra: list[str],
+                only: list[str] | None = None) -> list[SweepPlan]:
+    """The sweeps of a figure at `scale` (only the experiments `only`, when given), narrowed to what the data
+    supports (small scale) and without methods an earlier sweep of the figure already trains (when the figure
+    allows reuse)."""
     plans, trained = [], {}
     adapt = getattr(figure, "adapt_small_plan", None)
-    for experiment in figure.EXPERIMENTS:
+    for experiment in [e for e in figure.EXPERIMENTS if not only or e in only]:
         small = figure.SMALL_OVERRIDES.get(experiment, []) if scale == "small" else []
         params, fixed = sweep_params(experiment, [f"scale={scale}", *small, *extra])
         plan = SweepPlan(experiment, params, fixed=fixed)

@@ -133,24 +133,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     figure = importlib.import_module(FIGURES[args.figure])
     out = (args.out or Path("outputs") / "reproduce" / f"{args.figure}-{args.scale}").resolve()
-    plans = plan_figure(figure, args.scale, extra)
+    if args.only:
+        unknown = sorted(set(args.only) - set(figure.EXPERIMENTS))
+        if unknown:
+            parser.error(f"--only {' '.join(unknown)}: {args.figure} has {', '.join(figure.EXPERIMENTS)}")
+    plans = plan_figure(figure, args.scale, extra, only=args.only)
     encoder = text_encoder_override(plans, args.scale, args.text_encoder)
     env = dict(os.environ)
     failed, sweep_dirs = [], []
-    if args.only:
-        unknown = sorted(set(args.only) - {p.experiment for p in plans})
-        if unknown:
-            parser.error(f"--only {' '.join(unknown)}: {args.figure} has {', '.join(figure.EXPERIMENTS)}")
-        # the other experiments' sweeps of an earlier run are collected as they are
-        sweep_dirs = [out / "sweeps" / p.experiment for p in plans
-                      if p.experiment not in args.only and (out / "sweeps" / p.experiment).is_dir()]
-        plans = [p for p in plans if p.experiment in args.only]
+    if args.only:  # the other experiments' sweeps of an earlier run are collected as they are, and reused
+        sweep_dirs = [out / "sweeps" / e for e in figure.EXPERIMENTS
+                      if e not in args.only and (out / "sweeps" / e).is_dir()]
+    reuse = [*(d.resolve() for d in args.reuse), *sweep_dirs]
     sweep_dirs += [d.resolve() for d in args.reuse]
     for plan in plans:
         if encoder:
             plan.fixed.append(encoder)
-        if args.reuse:
-            reuse_finished_runs(plan, args.reuse)
+        if reuse:
+            reuse_finished_runs(plan, reuse)
         describe(plan)
         if not plan.runs:
             continue
