@@ -29,5 +29,5 @@ COMPARISONS = [
 def plot(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     """figure3.{png,pdf}: the four heatmaps side by side."""
     return plot_difference_heatmaps(table, COMPARISONS, Path(out_dir) / "figure3",
-                                    "Figure 3: Structure1 - Structure2 (mean over seeds)",
+                                    "Figure 3: Structure1 - Structure2 (mean over the seeds both ran)",
                                     figure_caption(table))

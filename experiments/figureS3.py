@@ -20,5 +20,5 @@ COMPARISONS = [Comparison("figureS3", "with vs without dosage (CatCrossDiT)", "p
 def plot(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     """figureS3.{png,pdf}."""
     return plot_difference_heatmaps(table, COMPARISONS, Path(out_dir) / "figureS3",
-                                    "Figure S3: with - without dose prompt (mean over seeds)",
+                                    "Figure S3: with - without dose prompt (mean over the seeds both ran)",
                                     figure_caption(table))

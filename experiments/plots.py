@@ -174,15 +174,19 @@ class Comparison:
 
 
 def difference_matrix(table: pd.DataFrame, comparison: Comparison) -> pd.DataFrame:
-    """(5 groupings) x (metric x split) of mean(first) - mean(second), means over seeds/folds; columns are
-    "R2 <split>" and "PCC(lnFC) <split>" for the splits where both sides ran."""
+    """(5 groupings) x (metric x split) of mean(first) - mean(second), paired: means over the seeds/folds that
+    both sides ran (a side reused from a sweep with more seeds is not averaged over seeds the other lacks);
+    columns are "R2 <split>" and "PCC(lnFC) <split>" for the splits where both sides ran."""
     def side(value: str) -> pd.DataFrame:
         rows = table[table[comparison.column] == value]
         own = rows[rows["experiment"] == comparison.experiment]
         return own if len(own) else rows
 
-    means = [side(v).groupby(["metric", "split", "grouping"])["mean"].mean() for v in (comparison.first,
-                                                                                      comparison.second)]
+    first, second = side(comparison.first), side(comparison.second)
+    replicate = [c for c in ("split", "seed", "fold") if c in table.columns]
+    common = first[replicate].drop_duplicates().merge(second[replicate].drop_duplicates())
+    means = [rows.merge(common).groupby(["metric", "split", "grouping"])["mean"].mean()
+             for rows in (first, second)]
     diff = (means[0] - means[1]).dropna()
     splits = ordered_splits(diff.index.get_level_values("split").unique())
     columns = {f"{METRICS[m]} {split_title(s)}": (m, s) for m in METRICS for s in splits}

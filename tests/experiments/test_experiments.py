@@ -259,6 +259,14 @@ def test_difference_matrix_is_structure1_minus_structure2(fake_sweeps):
     assert matrix.loc["drug", "PCC(lnFC) Drug unseen"] == pytest.approx(0.0)
 
 
+def test_difference_matrix_pairs_seeds_when_one_side_ran_more(fake_sweeps):
+    table = collect([fake_sweeps / "figure3c"])
+    one_seed = table[~((table["method"] == "catonlycrossdit") & (table["seed"] == 1))]
+    matrix = difference_matrix(one_seed, Comparison("figure3c", "c", "method", "catcrossdit", "catonlycrossdit"))
+    # seed 0 only on both sides: 0.8 - 0.5, not mean(0.8, 0.9) - 0.5
+    assert matrix.loc["per_sample", "R2 Drug unseen"] == pytest.approx(0.8 - 0.5)
+
+
 def test_heatmap_figure_has_one_panel_per_comparison(fake_sweeps, tmp_path):
     table = collect([fake_sweeps / "figure3c"])
     fig = heatmap_figure(table, figure3.COMPARISONS, "Figure 3")
