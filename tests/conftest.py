@@ -32,6 +32,12 @@ def data_dir() -> Path:
     return found
 
 
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """A preprocessing/embedding cache folder shared by the tests of one module."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(scope="session")
 def level3_path(data_dir: Path) -> Path:
     return data_dir / LEVEL3

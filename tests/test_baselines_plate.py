@@ -10,11 +10,6 @@ from tests.helpers import QUIET, compose_train
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="module")
 def mean_shift_pcc(tmp_path_factory, cache, data_dir):
     run = tmp_path_factory.mktemp("mean_shift")
     return train(compose_train(["model=mean_shift", "split=random_fold", *QUIET], run, cache, data_dir))[

@@ -22,11 +22,6 @@ TINY_DIT = ["model=crossdit", *QUIET, *TINY_BACKBONE, "split=random_fold", "trai
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="module")
 def dit_run(tmp_path_factory, cache, data_dir):
     """A tiny crossdit trained for 3 steps and tested: its run folder."""
     run_dir = tmp_path_factory.mktemp("dit")

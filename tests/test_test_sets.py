@@ -20,11 +20,6 @@ from tests.helpers import QUIET, compose_train
 PROTOCOL = ["data=bundle", "split=unseen", "split.test_cells=[HT115]", "split.drug_fraction=0.2"]
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
 def _compose(overrides, run_dir, cache, callbacks="callbacks=none"):
     quiet = [q for q in QUIET if not q.startswith("callbacks=")]
     return compose_train([*PROTOCOL, *overrides, *quiet, callbacks], run_dir, cache, run_dir)

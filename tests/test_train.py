@@ -14,11 +14,6 @@ from tests.helpers import QUIET, TINY_BACKBONE, compose_train
 DIFFUSION_MODELS = ["crossdit", "catcrossdit", "adadit_rdkit", "catonlycrossdit"]
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
-
-
 @pytest.mark.parametrize("model", DIFFUSION_MODELS)
 def test_fast_dev_run_every_backbone(model, tmp_path, cache, data_dir):
     cfg = compose_train([f"model={model}", "trainer.fast_dev_run=true", *QUIET, *TINY_BACKBONE], tmp_path, cache,
