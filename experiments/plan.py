@@ -5,6 +5,7 @@ with a text encoder for the text-based methods. Nothing here trains; `experiment
 from __future__ import annotations
 
 import itertools
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,8 +89,7 @@ def sweep_params(experiment: str, overrides: list[str]) -> tuple[dict[str, list[
 
 def every_job(plan: SweepPlan) -> list[list[str]]:
     """Overrides of every job of `plan` (the product of its axes, in Hydra's order)."""
-    keys = list(plan.params)
-    return [[f"experiment={plan.experiment}", *plan.fixed, *(f"{k}={v}" for k, v in zip(keys, values))]
+    return [one_job(plan.experiment, plan.params, plan.fixed, **dict(zip(plan.params, values)))
             for values in itertools.product(*plan.params.values())]
 
 
@@ -288,8 +288,6 @@ class SweepProgress:
 def sweep_progress(plan: SweepPlan, sweep_dir: Path) -> SweepProgress:
     """Match the runs below `sweep_dir` to the planned jobs by their resolved configuration (an interrupted
     `reproduce` resumes: finished jobs are kept, the others run again)."""
-    import json
-
     from experiments.collect import find_jobs
 
     def key(configuration: dict) -> str:
